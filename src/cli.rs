@@ -1,0 +1,45 @@
+//! The command line: Pingora's flags (`-c`, `-d`, `-u`, `-t`), with
+//! switchyard's meaning for `-c` (its own config file).
+
+use clap::Parser;
+use pingora_core::server::configuration::Opt;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An HTTP (L7) load balancer built on Pingora"
+)]
+pub struct Cli {
+    /// The configuration file [default: the built-in conf/switchyard.yaml]
+    #[arg(short, long, value_name = "FILE")]
+    pub conf: Option<PathBuf>,
+
+    /// Run in the background (writes server.pid_file)
+    #[arg(short, long)]
+    pub daemon: bool,
+
+    /// Take over the listening sockets of a running switchyard through
+    /// server.upgrade_sock (hot upgrade; the old process gets SIGQUIT)
+    #[arg(short, long)]
+    pub upgrade: bool,
+
+    /// Check the configuration and exit, like `nginx -t`
+    #[arg(short, long)]
+    pub test: bool,
+}
+
+impl Cli {
+    /// The options Pingora's server acts on. The config path stays with
+    /// switchyard: Pingora would read the file as its own format.
+    pub fn pingora_opt(&self) -> Opt {
+        Opt {
+            upgrade: self.upgrade,
+            daemon: self.daemon,
+            nocapture: false,
+            test: self.test,
+            conf: None,
+        }
+    }
+}

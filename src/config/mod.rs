@@ -1,0 +1,232 @@
+//! switchyard's one configuration file, typed.
+//!
+//! The YAML is parsed into [`Config`] in one pass; every value is checked as
+//! it is read (see [`scalar`]), so an error names the file, the key path and
+//! the line. The structs here are the single source of truth for defaults;
+//! `conf/switchyard.yaml` documents each key.
+
+mod scalar;
+mod server;
+mod upstream;
+
+pub use scalar::{Addr, Interval, StatusCode, Threshold, UrlPath, Weight};
+pub use server::ServerSettings;
+pub use upstream::{
+    Algorithm, HashKey, HealthCheckConfig, PeerConfig, PeerList, StatusList, UpstreamConfig,
+    Upstreams,
+};
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// The default configuration, built into the binary so it runs anywhere.
+pub const DEFAULT_CONFIG: &str = include_str!("../../conf/switchyard.yaml");
+
+/// What the default configuration is called in messages.
+pub const DEFAULT_CONFIG_NAME: &str = "<built-in conf/switchyard.yaml>";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Process settings (threads, pid file, upgrade socket, grace period).
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// The proxy listener.
+    #[serde(default = "default_listen")]
+    pub listen: Addr,
+    /// The Prometheus metrics listener.
+    #[serde(default = "default_metrics")]
+    pub metrics: Addr,
+    /// Where the proxy listener answers with the peer status page itself.
+    #[serde(default = "default_status_path")]
+    pub status_path: UrlPath,
+    /// The upstreams and their peers.
+    pub upstreams: Upstreams,
+}
+
+fn default_listen() -> Addr {
+    Addr(SocketAddr::from(([0, 0, 0, 0], 8080)))
+}
+
+fn default_metrics() -> Addr {
+    Addr(SocketAddr::from(([127, 0, 0, 1], 6192)))
+}
+
+fn default_status_path() -> UrlPath {
+    UrlPath("/check".to_string())
+}
+
+/// A configuration that could not be read or is invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or [`DEFAULT_CONFIG_NAME`]).
+    pub file: String,
+    /// What is wrong, with the key path and line where known.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Load the file at `path`, or the built-in default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<(Config, String), ConfigError> {
+        match path {
+            None => Config::parse(DEFAULT_CONFIG, DEFAULT_CONFIG_NAME)
+                .map(|c| (c, DEFAULT_CONFIG_NAME.to_string())),
+            Some(path) => {
+                let file = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+                    file: file.clone(),
+                    message: format!("cannot read the file: {e}"),
+                })?;
+                Config::parse(&text, &file).map(|c| (c, file))
+            }
+        }
+    }
+
+    /// Parse and validate YAML text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let error = |message: String| ConfigError {
+            file: file.to_string(),
+            message,
+        };
+        let config: Config = serde_yaml::from_str(text).map_err(|e| error(e.to_string()))?;
+        if config.listen == config.metrics {
+            return Err(error(format!(
+                "metrics: {} is also the proxy `listen` address{}",
+                config.metrics.0,
+                line_of_top_level_key(text, "metrics")
+            )));
+        }
+        Ok(config)
+    }
+}
+
+/// ` at line N` for a top-level key, for the few checks that span keys and
+/// so run after serde has forgotten positions.
+fn line_of_top_level_key(text: &str, key: &str) -> String {
+    text.lines()
+        .position(|line| {
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+        .map(|index| format!(" at line {}", index + 1))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const SAMPLE: &str = "
+server:
+  threads: 2
+  pid_file: /tmp/x.pid
+  grace_period_seconds: 1
+listen: 127.0.0.1:18080
+metrics: 127.0.0.1:16192
+status_path: /check
+upstreams:
+  backend:
+    algorithm: round_robin
+    peers:
+      - 127.0.0.1:8001
+      - { addr: 127.0.0.1:8002, weight: 2 }
+      - { addr: 127.0.0.1:8004, backup: true }
+    health_check:
+      path: /api/status
+      interval: 500ms
+      rise: 3
+      expected_status: [200, 204]
+";
+
+    fn error_of(text: &str) -> String {
+        Config::parse(text, "test.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_sample_parses_with_defaults_filled_in() {
+        let config = Config::parse(SAMPLE, "test.yaml").unwrap();
+        assert_eq!(config.server.threads.0, 2);
+        assert_eq!(config.server.graceful_shutdown_timeout_seconds, 5);
+        let backend = &config.upstreams.0["backend"];
+        assert_eq!(backend.algorithm, Algorithm::RoundRobin);
+        assert_eq!(backend.peers.0.len(), 3);
+        assert_eq!(backend.peers.0[1].weight, Weight(2));
+        assert_eq!(backend.peers.backups().count(), 1);
+        let hc = &backend.health_check;
+        assert_eq!(hc.interval.0, Duration::from_millis(500));
+        assert_eq!(hc.timeout.0, Duration::from_secs(1));
+        assert_eq!((hc.rise.0, hc.fall.0), (3, 2));
+        assert!(hc.expected_status.contains(204));
+    }
+
+    #[test]
+    fn the_built_in_default_is_valid() {
+        let (config, name) = Config::load(None).unwrap();
+        assert_eq!(name, DEFAULT_CONFIG_NAME);
+        assert_eq!(config.upstreams.0["backend"].peers.0.len(), 3);
+    }
+
+    #[test]
+    fn errors_name_the_file_the_key_and_the_line() {
+        let bad_peer = SAMPLE.replace("127.0.0.1:8002", "localhost:8002");
+        let message = error_of(&bad_peer);
+        assert!(message.starts_with("test.yaml: upstreams.backend.peers[1].addr:"));
+        assert!(message.contains("line 14"), "{message}");
+
+        let message = error_of(&SAMPLE.replace("rise: 3", "rise: 0"));
+        assert!(message.contains("upstreams.backend.health_check.rise"));
+
+        let message = error_of(&SAMPLE.replace("algorithm: round_robin", "algorithm: fastest"));
+        assert!(message.contains("upstreams.backend.algorithm: unknown variant `fastest`"));
+
+        let message = error_of(&SAMPLE.replace("interval: 500ms", "interval: often"));
+        assert!(message.contains("health_check.interval: `often` is not a duration"));
+
+        let message = error_of(&SAMPLE.replace("status_path", "status_page"));
+        assert!(message.contains("unknown field `status_page`"));
+
+        let message = error_of(&SAMPLE.replace("  threads: 2", "  thread: 2"));
+        assert!(message.contains("server: unknown field `thread`"));
+    }
+
+    #[test]
+    fn peer_lists_must_be_usable() {
+        let text = "upstreams:\n  b:\n    peers: []\n";
+        assert!(error_of(text).contains("at least one peer"));
+        let text = "upstreams:\n  b:\n    peers:\n      - { addr: 127.0.0.1:1, backup: true }\n";
+        assert!(error_of(text).contains("at least one must be a primary"));
+        let text = "upstreams:\n  b:\n    peers: [127.0.0.1:1, 127.0.0.1:1]\n";
+        assert!(error_of(text).contains("listed twice"));
+    }
+
+    #[test]
+    fn upstreams_must_be_distinct() {
+        let text = "upstreams: {}\n";
+        assert!(error_of(text).contains("at least one upstream"));
+        let text = "upstreams:\n  a:\n    peers: [127.0.0.1:1]\n  b:\n    peers: [127.0.0.1:2]\n";
+        assert!(error_of(text).contains("same path_prefix"));
+        let text = "upstreams:\n  a b:\n    peers: [127.0.0.1:1]\n";
+        assert!(error_of(text).contains("not a valid upstream name"));
+    }
+
+    #[test]
+    fn listeners_must_differ() {
+        let text = "listen: 127.0.0.1:1\nmetrics: 127.0.0.1:1\nupstreams:\n  a:\n    peers: [127.0.0.1:2]\n";
+        assert_eq!(
+            error_of(text),
+            "test.yaml: metrics: 127.0.0.1:1 is also the proxy `listen` address at line 2"
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Validated scalar values of the config file.
+//!
+//! Each type checks its value while it is being deserialized, inside a serde
+//! visitor: that is the only moment `serde_yaml` still knows where the value
+//! stands, so a bad value is reported with its key path, line and column
+//! (`upstreams.backend.peers[1]: ... at line 12 column 9`) instead of a bare
+//! complaint after the fact.
+
+use serde::de::{self, Deserializer, Visitor};
+use std::fmt;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A scalar as it appears in YAML, before it is checked.
+enum Scalar<'a> {
+    Str(&'a str),
+    Int(i128),
+}
+
+impl fmt::Display for Scalar<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Str(s) => write!(f, "`{s}`"),
+            Scalar::Int(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+/// A value that is parsed and checked from one YAML scalar.
+trait CheckedScalar: Sized {
+    /// What a valid value looks like, for error messages.
+    const EXPECTING: &'static str;
+    fn check(value: Scalar<'_>) -> Result<Self, String>;
+}
+
+struct ScalarVisitor<T>(PhantomData<T>);
+
+impl<'de, T: CheckedScalar> Visitor<'de> for ScalarVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(T::EXPECTING)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        T::check(Scalar::Str(v)).map_err(E::custom)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        T::check(Scalar::Int(v.into())).map_err(E::custom)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        T::check(Scalar::Int(v.into())).map_err(E::custom)
+    }
+}
+
+fn deserialize_checked<'de, D: Deserializer<'de>, T: CheckedScalar>(d: D) -> Result<T, D::Error> {
+    d.deserialize_any(ScalarVisitor(PhantomData))
+}
+
+/// Implements `Deserialize` for a [`CheckedScalar`].
+macro_rules! deserialize_via_check {
+    ($($ty:ty),* $(,)?) => {$(
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                deserialize_checked(d)
+            }
+        }
+    )*};
+}
+
+fn integer_in(value: Scalar<'_>, min: i128, max: i128, what: &str) -> Result<i128, String> {
+    match value {
+        Scalar::Int(i) if (min..=max).contains(&i) => Ok(i),
+        other => Err(format!("{other} is not {what}")),
+    }
+}
+
+fn string<'a>(value: Scalar<'a>, what: &str) -> Result<&'a str, String> {
+    match value {
+        Scalar::Str(s) => Ok(s),
+        other => Err(format!("{other} is not {what}")),
+    }
+}
+
+/// An `ip:port` socket address (no DNS names: resolving at load time would
+/// make `-t` depend on the network and hide typos behind lookup failures).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Addr(pub SocketAddr);
+
+impl CheckedScalar for Addr {
+    const EXPECTING: &'static str = "an address like 127.0.0.1:8080 or [::1]:8080";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let text = string(value, Self::EXPECTING)?;
+        text.parse()
+            .map(Addr)
+            .map_err(|_| format!("`{text}` is not {}", Self::EXPECTING))
+    }
+}
+
+/// A positive duration written the human way: `1s`, `500ms`, `2m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval(pub Duration);
+
+impl CheckedScalar for Interval {
+    const EXPECTING: &'static str = "a duration like 1s, 500ms or 2m";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let text = string(value, Self::EXPECTING)?;
+        match humantime::parse_duration(text) {
+            Ok(d) if d.is_zero() => Err(format!("`{text}` must be longer than zero")),
+            Ok(d) => Ok(Interval(d)),
+            Err(e) => Err(format!("`{text}` is not {} ({e})", Self::EXPECTING)),
+        }
+    }
+}
+
+/// A URL path: starts with `/`, no spaces or control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlPath(pub String);
+
+impl CheckedScalar for UrlPath {
+    const EXPECTING: &'static str = "a URL path starting with /";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let text = string(value, Self::EXPECTING)?;
+        let printable = text.bytes().all(|b| b.is_ascii_graphic());
+        if text.starts_with('/') && printable {
+            Ok(UrlPath(text.to_string()))
+        } else {
+            Err(format!("`{text}` is not {}", Self::EXPECTING))
+        }
+    }
+}
+
+/// How many consecutive probe results flip a peer's state (`rise`, `fall`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threshold(pub u32);
+
+impl CheckedScalar for Threshold {
+    const EXPECTING: &'static str = "a whole number from 1 to 1000";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        integer_in(value, 1, 1000, Self::EXPECTING).map(|n| Threshold(n as u32))
+    }
+}
+
+/// A peer's share of the traffic relative to its siblings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Weight(pub u16);
+
+impl CheckedScalar for Weight {
+    const EXPECTING: &'static str = "a weight from 1 to 1000";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        integer_in(value, 1, 1000, Self::EXPECTING).map(|n| Weight(n as u16))
+    }
+}
+
+/// An HTTP status code, 100 to 599.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusCode(pub u16);
+
+impl CheckedScalar for StatusCode {
+    const EXPECTING: &'static str = "an HTTP status code from 100 to 599";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        integer_in(value, 100, 599, Self::EXPECTING).map(|n| StatusCode(n as u16))
+    }
+}
+
+/// A count that must be at least one (threads, pool sizes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PositiveCount(pub usize);
+
+impl CheckedScalar for PositiveCount {
+    const EXPECTING: &'static str = "a whole number from 1 to 65535";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        integer_in(value, 1, 65535, Self::EXPECTING).map(|n| PositiveCount(n as usize))
+    }
+}
+
+deserialize_via_check!(
+    Addr,
+    Interval,
+    UrlPath,
+    Threshold,
+    Weight,
+    StatusCode,
+    PositiveCount
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse<T: for<'de> serde::Deserialize<'de>>(yaml: &str) -> Result<T, String> {
+        serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn durations_take_human_units_and_reject_zero() {
+        assert_eq!(
+            parse::<Interval>("500ms").unwrap(),
+            Interval(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse::<Interval>("2s").unwrap(),
+            Interval(Duration::from_secs(2))
+        );
+        assert!(parse::<Interval>("0s")
+            .unwrap_err()
+            .contains("longer than zero"));
+        assert!(parse::<Interval>("soon").unwrap_err().contains("duration"));
+        assert!(parse::<Interval>("5").unwrap_err().contains("duration"));
+    }
+
+    #[test]
+    fn numbers_are_range_checked() {
+        assert_eq!(parse::<Threshold>("3").unwrap(), Threshold(3));
+        assert!(parse::<Threshold>("0").is_err());
+        assert!(parse::<Threshold>("-1").is_err());
+        assert!(parse::<Weight>("1001").is_err());
+        assert!(parse::<StatusCode>("99").is_err());
+        assert_eq!(parse::<StatusCode>("204").unwrap(), StatusCode(204));
+        assert!(parse::<PositiveCount>("two").is_err());
+    }
+
+    #[test]
+    fn addresses_and_paths_are_checked() {
+        assert!(parse::<Addr>("127.0.0.1:8080").is_ok());
+        assert!(parse::<Addr>("\"[::1]:80\"").is_ok());
+        assert!(parse::<Addr>("localhost:80")
+            .unwrap_err()
+            .contains("not an address"));
+        assert!(parse::<Addr>("127.0.0.1:99999").is_err());
+        assert!(parse::<UrlPath>("/check").is_ok());
+        assert!(parse::<UrlPath>("check").is_err());
+        assert!(parse::<UrlPath>("\"/a b\"").is_err());
+    }
+}

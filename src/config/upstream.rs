@@ -1,0 +1,273 @@
+//! The `upstreams:` section: named groups of peers, how to pick among them,
+//! and how to probe them.
+
+use super::scalar::{Addr, Interval, StatusCode, Threshold, UrlPath, Weight};
+use indexmap::IndexMap;
+use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
+
+/// All upstreams, in the order the file lists them (the status page keeps it).
+#[derive(Debug, Clone)]
+pub struct Upstreams(pub IndexMap<String, UpstreamConfig>);
+
+/// One upstream: `upstreams.<name>`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// How a peer is picked for each request.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+    /// What `consistent_hash` hashes; ignored by the other algorithms.
+    #[serde(default)]
+    pub hash_key: HashKey,
+    /// Requests whose path starts with this prefix go to this upstream; the
+    /// longest matching prefix wins, like nginx's prefix `location`s.
+    #[serde(default = "root_path")]
+    pub path_prefix: UrlPath,
+    /// The peers, primary and backup.
+    pub peers: PeerList,
+    /// The active HTTP probe.
+    #[serde(default)]
+    pub health_check: HealthCheckConfig,
+}
+
+fn root_path() -> UrlPath {
+    UrlPath("/".to_string())
+}
+
+/// Peer selection algorithm of an upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// Weighted round robin (nginx's default).
+    #[default]
+    RoundRobin,
+    /// Weighted random.
+    Random,
+    /// Ketama consistent hashing of `hash_key`: a key keeps its peer while
+    /// the peer set is stable (nginx's `hash ... consistent`).
+    ConsistentHash,
+}
+
+/// The request property that `consistent_hash` hashes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashKey {
+    /// Path and query (nginx's `$request_uri`).
+    #[default]
+    Uri,
+    /// The client's IP address (nginx's `ip_hash`).
+    ClientIp,
+}
+
+/// One peer: `127.0.0.1:8001` or `{ addr: ..., weight: 2, backup: true }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub addr: Addr,
+    #[serde(default = "unit_weight")]
+    pub weight: Weight,
+    /// Backup peers take traffic only while no primary peer is up.
+    #[serde(default)]
+    pub backup: bool,
+}
+
+fn unit_weight() -> Weight {
+    Weight(1)
+}
+
+/// The active health check of an upstream: `upstreams.<name>.health_check`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheckConfig {
+    /// Path of the probe request (`GET`).
+    pub path: UrlPath,
+    /// `Host` header of the probe request.
+    pub host: String,
+    /// Time between the end of one probe round and the start of the next.
+    pub interval: Interval,
+    /// Connect and response-header timeout of one probe.
+    pub timeout: Interval,
+    /// Consecutive successful probes that bring a DOWN peer UP.
+    pub rise: Threshold,
+    /// Consecutive failed probes that take an UP peer DOWN.
+    pub fall: Threshold,
+    /// Response codes that count as success.
+    pub expected_status: StatusList,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            path: root_path(),
+            host: "localhost".to_string(),
+            interval: Interval(Duration::from_secs(1)),
+            timeout: Interval(Duration::from_secs(1)),
+            rise: Threshold(2),
+            fall: Threshold(2),
+            expected_status: StatusList(vec![StatusCode(200)]),
+        }
+    }
+}
+
+/// A non-empty list of status codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusList(pub Vec<StatusCode>);
+
+impl StatusList {
+    pub fn contains(&self, code: u16) -> bool {
+        self.0.iter().any(|c| c.0 == code)
+    }
+}
+
+impl<'de> Deserialize<'de> for StatusList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = StatusList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of HTTP status codes, e.g. [200, 204]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StatusList, A::Error> {
+                let mut codes = Vec::new();
+                while let Some(code) = seq.next_element()? {
+                    codes.push(code);
+                }
+                if codes.is_empty() {
+                    return Err(de::Error::custom("needs at least one status code"));
+                }
+                Ok(StatusList(codes))
+            }
+        }
+        d.deserialize_seq(ListVisitor)
+    }
+}
+
+/// The peers of an upstream: not empty, no address twice, at least one primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerList(pub Vec<PeerConfig>);
+
+impl PeerList {
+    pub fn primaries(&self) -> impl Iterator<Item = &PeerConfig> {
+        self.0.iter().filter(|p| !p.backup)
+    }
+
+    pub fn backups(&self) -> impl Iterator<Item = &PeerConfig> {
+        self.0.iter().filter(|p| p.backup)
+    }
+}
+
+impl<'de> Deserialize<'de> for PeerList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = PeerList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of peers")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PeerList, A::Error> {
+                let mut peers: Vec<PeerConfig> = Vec::new();
+                while let Some(peer) = seq.next_element::<PeerEntry>()? {
+                    if peers.iter().any(|p| p.addr == peer.0.addr) {
+                        let addr = peer.0.addr.0;
+                        return Err(de::Error::custom(format!("peer {addr} is listed twice")));
+                    }
+                    peers.push(peer.0);
+                }
+                if peers.is_empty() {
+                    return Err(de::Error::custom("an upstream needs at least one peer"));
+                }
+                if peers.iter().all(|p| p.backup) {
+                    return Err(de::Error::custom(
+                        "every peer is a backup; at least one must be a primary peer",
+                    ));
+                }
+                Ok(PeerList(peers))
+            }
+        }
+        d.deserialize_seq(ListVisitor)
+    }
+}
+
+/// A peer written either as a bare address or as a map.
+struct PeerEntry(PeerConfig);
+
+impl<'de> Deserialize<'de> for PeerEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = PeerEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a peer: `ip:port` or `{ addr: ip:port, weight: N, backup: bool }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<PeerEntry, E> {
+                let addr = Addr::deserialize(de::value::StrDeserializer::<E>::new(v))?;
+                Ok(PeerEntry(PeerConfig {
+                    addr,
+                    weight: unit_weight(),
+                    backup: false,
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<PeerEntry, A::Error> {
+                PeerConfig::deserialize(MapAccessDeserializer::new(map)).map(PeerEntry)
+            }
+        }
+        d.deserialize_any(EntryVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Upstreams {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MapVisitor;
+        impl<'de> Visitor<'de> for MapVisitor {
+            type Value = Upstreams;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of upstream names to upstreams")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Upstreams, A::Error> {
+                let mut upstreams: IndexMap<String, UpstreamConfig> = IndexMap::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    check_upstream_name(&name).map_err(de::Error::custom)?;
+                    if upstreams.contains_key(&name) {
+                        return Err(de::Error::custom(format!(
+                            "upstream `{name}` is defined twice"
+                        )));
+                    }
+                    let upstream: UpstreamConfig = map.next_value()?;
+                    let prefix = &upstream.path_prefix;
+                    if let Some(other) = upstreams.iter().find(|(_, u)| u.path_prefix == *prefix) {
+                        return Err(de::Error::custom(format!(
+                            "upstream `{name}` has the same path_prefix `{}` as upstream `{}`",
+                            prefix.0, other.0
+                        )));
+                    }
+                    upstreams.insert(name, upstream);
+                }
+                if upstreams.is_empty() {
+                    return Err(de::Error::custom("at least one upstream is needed"));
+                }
+                Ok(Upstreams(upstreams))
+            }
+        }
+        d.deserialize_map(MapVisitor)
+    }
+}
+
+/// Upstream names appear in metric labels and on the status page, so keep
+/// them to one readable token.
+fn check_upstream_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid upstream name (1-64 letters, digits, `_`, `-`, `.`)"
+        ))
+    }
+}

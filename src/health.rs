@@ -1,0 +1,333 @@
+//! Peer health: the one record of each peer's state, and the active probe
+//! that feeds it.
+//!
+//! [`PeerHealth`] is the single source of truth for UP/DOWN: selection reads
+//! its flag on every request, the status page and `switchyard_peer_up` read
+//! the same record. Probes are Pingora's [`HttpHealthCheck`], scheduled by
+//! Pingora's [`HealthCheckService`](pingora_load_balancing::HealthCheckService);
+//! [`ProbeCheck`] wraps the HTTP check, applies switchyard's rise/fall rules
+//! and hands the verdict back to Pingora, so Pingora's own view of the peer
+//! agrees with ours.
+//!
+//! The rules, as in HAProxy and nginx's health-check modules: a peer starts UP
+//! (untested); its first probe decides its state at once, so a peer that is
+//! down at startup never takes traffic after the first round; after that it
+//! takes `fall` consecutive failures to go DOWN and `rise` consecutive
+//! successes to come back UP.
+
+use crate::config::HealthCheckConfig;
+use crate::peer::PeerTable;
+use async_trait::async_trait;
+use pingora_error::{Error, ErrorType, Result};
+use pingora_http::RequestHeader;
+use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck};
+use pingora_load_balancing::Backend;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+/// What the status page shows of a peer's health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthRecord {
+    pub up: bool,
+    /// Whether any probe has run yet.
+    pub probed: bool,
+    pub consecutive_successes: u32,
+    pub consecutive_failures: u32,
+    pub last_probe: Option<SystemTime>,
+    pub last_probe_latency: Option<Duration>,
+    /// The error of the last failed probe, kept until a probe succeeds.
+    pub last_error: Option<String>,
+    /// When the peer last went UP or DOWN.
+    pub last_change: Option<SystemTime>,
+}
+
+impl Default for HealthRecord {
+    fn default() -> Self {
+        HealthRecord {
+            up: true,
+            probed: false,
+            consecutive_successes: 0,
+            consecutive_failures: 0,
+            last_probe: None,
+            last_probe_latency: None,
+            last_error: None,
+            last_change: None,
+        }
+    }
+}
+
+/// The outcome of one probe.
+pub struct ProbeResult {
+    pub at: SystemTime,
+    pub latency: Duration,
+    /// `None` on success, else why it failed.
+    pub error: Option<String>,
+}
+
+/// A change of state caused by a probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// The first probe passed: the peer stays UP, now confirmed.
+    Confirmed,
+    WentUp,
+    WentDown,
+}
+
+/// The rise/fall thresholds of an upstream.
+#[derive(Debug, Clone, Copy)]
+pub struct Thresholds {
+    pub rise: u32,
+    pub fall: u32,
+}
+
+/// One peer's health: a lock-free flag for the request path and the full
+/// record, locked only by the probe of this peer and by the status page.
+pub struct PeerHealth {
+    up: AtomicBool,
+    record: Mutex<HealthRecord>,
+}
+
+impl Default for PeerHealth {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PeerHealth {
+    /// A peer not probed yet: UP, as in nginx and HAProxy.
+    pub fn new() -> Self {
+        PeerHealth {
+            up: AtomicBool::new(true),
+            record: Mutex::new(HealthRecord::default()),
+        }
+    }
+
+    /// Whether the peer may take traffic.
+    #[inline]
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// A copy of the record, for reports.
+    pub fn snapshot(&self) -> HealthRecord {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HealthRecord> {
+        // A panic elsewhere while holding the lock leaves a record that is
+        // still a valid record; keep using it.
+        self.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Apply one probe result under the rise/fall rules.
+    pub fn observe(&self, probe: ProbeResult, thresholds: Thresholds) -> Option<Transition> {
+        let mut record = self.lock();
+        let first = !record.probed;
+        record.probed = true;
+        record.last_probe = Some(probe.at);
+        record.last_probe_latency = Some(probe.latency);
+        let passed = probe.error.is_none();
+        if passed {
+            record.consecutive_successes = record.consecutive_successes.saturating_add(1);
+            record.consecutive_failures = 0;
+            record.last_error = None;
+        } else {
+            record.consecutive_failures = record.consecutive_failures.saturating_add(1);
+            record.consecutive_successes = 0;
+            record.last_error = probe.error;
+        }
+        let transition = match (record.up, passed) {
+            (true, true) if first => Some(Transition::Confirmed),
+            (true, false) if first || record.consecutive_failures >= thresholds.fall => {
+                Some(Transition::WentDown)
+            }
+            (false, true) if record.consecutive_successes >= thresholds.rise => {
+                Some(Transition::WentUp)
+            }
+            _ => None,
+        };
+        match transition {
+            Some(Transition::WentDown) => record.up = false,
+            Some(Transition::WentUp) => record.up = true,
+            _ => {}
+        }
+        if matches!(transition, Some(Transition::WentDown | Transition::WentUp)) {
+            record.last_change = Some(probe.at);
+        }
+        self.up.store(record.up, Ordering::Relaxed);
+        transition
+    }
+}
+
+/// Pingora's [`HttpHealthCheck`] with switchyard's rules on top: records
+/// every probe in the peer's [`PeerHealth`] and metrics, and reports the
+/// peer's resulting state (not the raw probe result) to Pingora.
+pub struct ProbeCheck {
+    http: HttpHealthCheck,
+    peers: Arc<PeerTable>,
+    thresholds: Thresholds,
+    timeout: Duration,
+}
+
+impl ProbeCheck {
+    pub fn new(config: &HealthCheckConfig, peers: Arc<PeerTable>) -> Result<Self> {
+        let timeout = config.timeout.0;
+        let mut http = HttpHealthCheck::new(&config.host, false);
+        let mut request = RequestHeader::build("GET", config.path.0.as_bytes(), None)?;
+        request.insert_header("Host", config.host.as_str())?;
+        request.insert_header("User-Agent", "switchyard-health-check")?;
+        http.req = request;
+        let options = &mut http.peer_template.options;
+        options.connection_timeout = Some(timeout);
+        options.read_timeout = Some(timeout);
+        options.write_timeout = Some(timeout);
+        let expected = config.expected_status.clone();
+        http.validator = Some(Box::new(move |response| {
+            let code = response.status.as_u16();
+            if expected.contains(code) {
+                Ok(())
+            } else {
+                Error::e_explain(
+                    ErrorType::CustomCode("unexpected status", code),
+                    format!("HTTP {code}"),
+                )
+            }
+        }));
+        Ok(ProbeCheck {
+            http,
+            peers,
+            thresholds: Thresholds {
+                rise: config.rise.0,
+                fall: config.fall.0,
+            },
+            timeout,
+        })
+    }
+
+    /// Run one probe, bounded by the configured timeout as a whole.
+    async fn probe(&self, target: &Backend) -> ProbeResult {
+        let at = SystemTime::now();
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(self.timeout, self.http.check(target)).await;
+        let error = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(describe(&e)),
+            Err(_) => Some(format!("timed out after {:?}", self.timeout)),
+        };
+        ProbeResult {
+            at,
+            latency: started.elapsed(),
+            error,
+        }
+    }
+}
+
+/// A one-line reason for a failed probe: `HTTP 500`, or the error kind and
+/// its innermost cause (`ConnectRefused: Connection refused (os error 111)`).
+fn describe(error: &Error) -> String {
+    if let (ErrorType::CustomCode(..), Some(context)) = (error.etype(), error.context.as_ref()) {
+        return context.as_str().to_string();
+    }
+    let kind = error.etype().as_str();
+    let root = error.root_cause();
+    if std::ptr::addr_eq(root, error) {
+        kind.to_string()
+    } else {
+        format!("{kind}: {root}")
+    }
+}
+
+#[async_trait]
+impl HealthCheck for ProbeCheck {
+    async fn check(&self, target: &Backend) -> Result<()> {
+        let Some(peer) = target.addr.as_inet().and_then(|a| self.peers.get(*a)) else {
+            return Error::e_explain(ErrorType::InternalError, "probed an unknown peer");
+        };
+        let probe = self.probe(target).await;
+        let up = peer.apply_probe(probe, self.thresholds);
+        if up {
+            Ok(())
+        } else {
+            Error::e_explain(
+                ErrorType::new("peer down"),
+                "switchyard marked the peer DOWN",
+            )
+        }
+    }
+
+    /// Pingora flips its own view after one result: the rise/fall counting
+    /// has already happened in [`PeerHealth::observe`].
+    fn health_threshold(&self, _success: bool) -> usize {
+        1
+    }
+
+    fn backend_summary(&self, target: &Backend) -> String {
+        format!("peer {}", target.addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: Thresholds = Thresholds { rise: 2, fall: 3 };
+
+    fn probe(ok: bool) -> ProbeResult {
+        ProbeResult {
+            at: SystemTime::now(),
+            latency: Duration::from_millis(1),
+            error: (!ok).then(|| "refused".to_string()),
+        }
+    }
+
+    #[test]
+    fn the_first_probe_decides() {
+        let health = PeerHealth::new();
+        assert!(health.is_up());
+        assert_eq!(
+            health.observe(probe(false), RULES),
+            Some(Transition::WentDown)
+        );
+        assert!(!health.is_up());
+
+        let health = PeerHealth::new();
+        assert_eq!(
+            health.observe(probe(true), RULES),
+            Some(Transition::Confirmed)
+        );
+        assert!(health.is_up());
+    }
+
+    #[test]
+    fn fall_and_rise_count_consecutive_results() {
+        let health = PeerHealth::new();
+        health.observe(probe(true), RULES);
+        assert_eq!(health.observe(probe(false), RULES), None);
+        assert_eq!(health.observe(probe(false), RULES), None);
+        assert_eq!(
+            health.observe(probe(true), RULES),
+            None,
+            "a success resets the count"
+        );
+        assert_eq!(health.observe(probe(false), RULES), None);
+        assert_eq!(health.observe(probe(false), RULES), None);
+        assert_eq!(
+            health.observe(probe(false), RULES),
+            Some(Transition::WentDown)
+        );
+        let record = health.snapshot();
+        assert!(!record.up);
+        assert_eq!(record.consecutive_failures, 3);
+        assert_eq!(record.last_error.as_deref(), Some("refused"));
+
+        assert_eq!(health.observe(probe(true), RULES), None);
+        assert!(!health.is_up());
+        assert_eq!(health.observe(probe(true), RULES), Some(Transition::WentUp));
+        assert!(health.is_up());
+        let record = health.snapshot();
+        assert_eq!(record.consecutive_successes, 2);
+        assert_eq!(record.last_error, None);
+        assert!(record.last_change.is_some());
+    }
+}

@@ -1,0 +1,22 @@
+//! switchyard: an HTTP (L7) load balancer built on Pingora.
+//!
+//! A request flows listener -> [`proxy`] (status page, routing by
+//! [`router`]) -> [`upstream`] (an UP primary peer, else a backup, else 503)
+//! -> Pingora proxies it -> [`proxy`] logging -> [`metrics`].
+//!
+//! Health flows the other way: Pingora's health-check service runs
+//! [`health::ProbeCheck`] for every peer -> the peer's
+//! [`health::PeerHealth`] record and metrics -> read by selection, the
+//! [`status`] page and `switchyard_peer_up` alike.
+
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod metrics;
+pub mod peer;
+pub mod proxy;
+pub mod router;
+pub mod selection;
+pub mod server;
+pub mod status;
+pub mod upstream;

@@ -1,0 +1,370 @@
+//! Prometheus metric families, and the per-peer handles the request path uses.
+//!
+//! Families live in the `prometheus` crate's default registry, the one
+//! Pingora's Prometheus service (`pingora-prometheus`) gathers from. Label
+//! sets are resolved once per peer ([`PeerMetrics`]) or once per peer and
+//! status code (lazily, on the first request with that code), so the request
+//! path never formats a label or hashes a label set.
+
+use pingora_error::{Error, ErrorType};
+use prometheus::{
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, Histogram,
+    HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+};
+use std::sync::{LazyLock, OnceLock};
+
+/// Buckets for request latencies, dense around the demo's 200 ms.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The peer label of requests that were answered without reaching a peer
+/// (for example 503 because no peer is up).
+pub const NO_PEER: &str = "none";
+
+struct Families {
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    upstream_response_duration: HistogramVec,
+    in_flight: IntGaugeVec,
+    peer_up: IntGaugeVec,
+    health_checks: IntCounterVec,
+    health_check_duration: HistogramVec,
+    state_changes: IntCounterVec,
+    upstream_errors: IntCounterVec,
+}
+
+/// Registering can only fail on a name clash inside this one table, which
+/// the unit tests exercise; failing loudly at startup is right for that.
+static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
+    Families {
+    requests: register_int_counter_vec!(
+        "switchyard_requests_total",
+        "Client requests answered, by upstream, peer (\"none\" when no peer was reached) and HTTP status.",
+        &["upstream", "peer", "status"]
+    )
+    .expect("register switchyard_requests_total"),
+    request_duration: register_histogram_vec!(
+        "switchyard_request_duration_seconds",
+        "Time from the start of a client request to the end of its response.",
+        &["upstream"],
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("register switchyard_request_duration_seconds"),
+    upstream_response_duration: register_histogram_vec!(
+        "switchyard_upstream_response_duration_seconds",
+        "Time from choosing a peer to receiving its response header.",
+        &["upstream", "peer"],
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("register switchyard_upstream_response_duration_seconds"),
+    in_flight: register_int_gauge_vec!(
+        "switchyard_requests_in_flight",
+        "Client requests being handled right now.",
+        &["upstream"]
+    )
+    .expect("register switchyard_requests_in_flight"),
+    peer_up: register_int_gauge_vec!(
+        "switchyard_peer_up",
+        "1 while the peer is UP (gets traffic), 0 while it is DOWN; matches the status page.",
+        &["upstream", "peer"]
+    )
+    .expect("register switchyard_peer_up"),
+    health_checks: register_int_counter_vec!(
+        "switchyard_health_checks_total",
+        "Active health probes, by result (success or failure).",
+        &["upstream", "peer", "result"]
+    )
+    .expect("register switchyard_health_checks_total"),
+    health_check_duration: register_histogram_vec!(
+        "switchyard_health_check_duration_seconds",
+        "Duration of active health probes.",
+        &["upstream", "peer"],
+        LATENCY_BUCKETS.to_vec()
+    )
+    .expect("register switchyard_health_check_duration_seconds"),
+    state_changes: register_int_counter_vec!(
+        "switchyard_peer_state_changes_total",
+        "Times the peer went from UP to DOWN or back.",
+        &["upstream", "peer"]
+    )
+    .expect("register switchyard_peer_state_changes_total"),
+    upstream_errors: register_int_counter_vec!(
+        "switchyard_upstream_errors_total",
+        "Failures talking to a peer, by kind.",
+        &["upstream", "peer", "kind"]
+    )
+    .expect("register switchyard_upstream_errors_total"),
+}
+});
+
+/// Lowest and highest status code with a counter slot of its own.
+const FIRST_STATUS: u16 = 100;
+const LAST_STATUS: u16 = 599;
+
+/// `switchyard_requests_total` for one `{upstream, peer}`, one counter per
+/// status code, each resolved on first use.
+pub struct StatusCounters {
+    upstream: String,
+    peer: String,
+    by_status: Box<[OnceLock<IntCounter>]>,
+    /// Anything outside 100-599: no response was sent (status label "0").
+    unanswered: OnceLock<IntCounter>,
+}
+
+impl StatusCounters {
+    fn new(upstream: &str, peer: &str) -> Self {
+        let slots = usize::from(LAST_STATUS - FIRST_STATUS + 1);
+        StatusCounters {
+            upstream: upstream.to_string(),
+            peer: peer.to_string(),
+            by_status: (0..slots).map(|_| OnceLock::new()).collect(),
+            unanswered: OnceLock::new(),
+        }
+    }
+
+    fn slot(&self, status: u16) -> &OnceLock<IntCounter> {
+        status
+            .checked_sub(FIRST_STATUS)
+            .and_then(|index| self.by_status.get(usize::from(index)))
+            .unwrap_or(&self.unanswered)
+    }
+
+    /// Count one request answered with `status` (0: no response was sent).
+    pub fn record(&self, status: u16) {
+        self.slot(status)
+            .get_or_init(|| {
+                let label = if (FIRST_STATUS..=LAST_STATUS).contains(&status) {
+                    status.to_string()
+                } else {
+                    "0".to_string()
+                };
+                FAMILIES.requests.with_label_values(&[
+                    self.upstream.as_str(),
+                    self.peer.as_str(),
+                    &label,
+                ])
+            })
+            .inc();
+    }
+
+    /// All requests counted so far, whatever their status.
+    pub fn total(&self) -> u64 {
+        self.by_status
+            .iter()
+            .chain(std::iter::once(&self.unanswered))
+            .filter_map(OnceLock::get)
+            .map(IntCounter::get)
+            .sum()
+    }
+}
+
+/// The kinds of `switchyard_upstream_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamErrorKind {
+    ConnectRefused,
+    ConnectTimeout,
+    ConnectError,
+    ReadTimeout,
+    WriteTimeout,
+    ReadError,
+    WriteError,
+    ConnectionClosed,
+    InvalidResponse,
+    Other,
+}
+
+impl UpstreamErrorKind {
+    const ALL: [UpstreamErrorKind; 10] = [
+        Self::ConnectRefused,
+        Self::ConnectTimeout,
+        Self::ConnectError,
+        Self::ReadTimeout,
+        Self::WriteTimeout,
+        Self::ReadError,
+        Self::WriteError,
+        Self::ConnectionClosed,
+        Self::InvalidResponse,
+        Self::Other,
+    ];
+
+    /// The `kind` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::ConnectRefused => "connect_refused",
+            Self::ConnectTimeout => "connect_timeout",
+            Self::ConnectError => "connect_error",
+            Self::ReadTimeout => "read_timeout",
+            Self::WriteTimeout => "write_timeout",
+            Self::ReadError => "read_error",
+            Self::WriteError => "write_error",
+            Self::ConnectionClosed => "connection_closed",
+            Self::InvalidResponse => "invalid_response",
+            Self::Other => "other",
+        }
+    }
+
+    /// Classify a Pingora error raised while talking to a peer.
+    pub fn of(error: &Error) -> Self {
+        match error.etype() {
+            ErrorType::ConnectRefused => Self::ConnectRefused,
+            ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => Self::ConnectTimeout,
+            ErrorType::ConnectNoRoute
+            | ErrorType::ConnectError
+            | ErrorType::TLSHandshakeFailure
+            | ErrorType::HandshakeError
+            | ErrorType::BindError
+            | ErrorType::SocketError
+            | ErrorType::ConnectProxyFailure => Self::ConnectError,
+            ErrorType::ReadTimedout => Self::ReadTimeout,
+            ErrorType::WriteTimedout => Self::WriteTimeout,
+            ErrorType::ReadError => Self::ReadError,
+            ErrorType::WriteError => Self::WriteError,
+            ErrorType::ConnectionClosed => Self::ConnectionClosed,
+            ErrorType::InvalidHTTPHeader | ErrorType::H1Error | ErrorType::H2Error => {
+                Self::InvalidResponse
+            }
+            _ => Self::Other,
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|k| *k == self).unwrap_or(0)
+    }
+}
+
+/// Every metric handle of one peer, resolved when the peer is built.
+pub struct PeerMetrics {
+    pub requests: StatusCounters,
+    upstream_response: Histogram,
+    up: IntGauge,
+    probe_success: IntCounter,
+    probe_failure: IntCounter,
+    probe_duration: Histogram,
+    state_changes: IntCounter,
+    errors: [IntCounter; UpstreamErrorKind::ALL.len()],
+}
+
+impl PeerMetrics {
+    pub fn new(upstream: &str, peer: &str) -> Self {
+        let f = &*FAMILIES;
+        let pair = [upstream, peer];
+        PeerMetrics {
+            requests: StatusCounters::new(upstream, peer),
+            upstream_response: f.upstream_response_duration.with_label_values(&pair),
+            up: f.peer_up.with_label_values(&pair),
+            probe_success: f
+                .health_checks
+                .with_label_values(&[upstream, peer, "success"]),
+            probe_failure: f
+                .health_checks
+                .with_label_values(&[upstream, peer, "failure"]),
+            probe_duration: f.health_check_duration.with_label_values(&pair),
+            state_changes: f.state_changes.with_label_values(&pair),
+            errors: UpstreamErrorKind::ALL.map(|kind| {
+                f.upstream_errors
+                    .with_label_values(&[upstream, peer, kind.label()])
+            }),
+        }
+    }
+
+    pub fn observe_upstream_response(&self, seconds: f64) {
+        self.upstream_response.observe(seconds);
+    }
+
+    pub fn count_error(&self, kind: UpstreamErrorKind) {
+        self.errors[kind.index()].inc();
+    }
+
+    pub fn record_probe(&self, success: bool, seconds: f64) {
+        if success {
+            self.probe_success.inc();
+        } else {
+            self.probe_failure.inc();
+        }
+        self.probe_duration.observe(seconds);
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.set(i64::from(up));
+    }
+
+    pub fn count_state_change(&self) {
+        self.state_changes.inc();
+    }
+}
+
+/// The handles of one upstream that are not about a particular peer.
+pub struct UpstreamMetrics {
+    request_duration: Histogram,
+    in_flight: IntGauge,
+    /// Requests answered without a peer (`peer="none"`).
+    pub unrouted: StatusCounters,
+}
+
+impl UpstreamMetrics {
+    pub fn new(upstream: &str) -> Self {
+        UpstreamMetrics {
+            request_duration: FAMILIES.request_duration.with_label_values(&[upstream]),
+            in_flight: FAMILIES.in_flight.with_label_values(&[upstream]),
+            unrouted: StatusCounters::new(upstream, NO_PEER),
+        }
+    }
+
+    pub fn observe_request(&self, seconds: f64) {
+        self.request_duration.observe(seconds);
+    }
+
+    pub fn request_started(&self) {
+        self.in_flight.inc();
+    }
+
+    pub fn request_finished(&self) {
+        self.in_flight.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_counters_count_exactly_and_sum() {
+        let counters = StatusCounters::new("unit", "127.0.0.1:1");
+        for _ in 0..3 {
+            counters.record(200);
+        }
+        counters.record(503);
+        counters.record(0);
+        counters.record(700);
+        assert_eq!(counters.total(), 6);
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&prometheus::gather())
+            .unwrap();
+        assert!(text.contains(
+            "switchyard_requests_total{peer=\"127.0.0.1:1\",status=\"200\",upstream=\"unit\"} 3"
+        ));
+        assert!(text.contains(
+            "switchyard_requests_total{peer=\"127.0.0.1:1\",status=\"0\",upstream=\"unit\"} 2"
+        ));
+    }
+
+    #[test]
+    fn every_error_kind_has_its_own_counter() {
+        let metrics = PeerMetrics::new("unit-kinds", "127.0.0.1:2");
+        for kind in UpstreamErrorKind::ALL {
+            metrics.count_error(kind);
+        }
+        assert!(metrics.errors.iter().all(|c| c.get() == 1));
+        let refused = Error::new(ErrorType::ConnectRefused);
+        assert_eq!(
+            UpstreamErrorKind::of(&refused),
+            UpstreamErrorKind::ConnectRefused
+        );
+        let timeout = Error::new(ErrorType::ReadTimedout);
+        assert_eq!(
+            UpstreamErrorKind::of(&timeout),
+            UpstreamErrorKind::ReadTimeout
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! An upstream: a named set of peers, primary and backup, each group with
+//! its Pingora load balancer, and the health-check service that probes them.
+
+use crate::config::{HashKey, UpstreamConfig};
+use crate::health::ProbeCheck;
+use crate::metrics::UpstreamMetrics;
+use crate::peer::{Peer, PeerTable};
+use crate::selection::{build_selector, PeerSelector};
+use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
+use pingora_error::Result;
+use pingora_load_balancing::discovery::Static;
+use pingora_load_balancing::{Backend, Backends, Extensions, HealthCheckService, HealthRegistry};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// One group of peers (the primaries, or the backups) and its selector.
+struct PeerGroup {
+    selector: Arc<dyn PeerSelector>,
+}
+
+/// An upstream, ready to serve.
+pub struct Upstream {
+    pub name: String,
+    /// Requests under this path prefix are routed here.
+    pub path_prefix: String,
+    pub hash_key: HashKey,
+    /// Every peer, primary and backup, in config order.
+    pub peers: Arc<PeerTable>,
+    primary: PeerGroup,
+    backup: Option<PeerGroup>,
+    pub metrics: UpstreamMetrics,
+}
+
+impl Upstream {
+    /// Build the upstream `name` and the background service that probes its
+    /// peers; the service must run for peer states to change.
+    pub fn build(name: &str, config: &UpstreamConfig) -> Result<(Upstream, HealthCheckService)> {
+        let peers: Vec<Arc<Peer>> = config
+            .peers
+            .0
+            .iter()
+            .map(|p| Arc::new(Peer::new(name, p)))
+            .collect();
+        let peers = Arc::new(PeerTable::new(peers));
+
+        // One registry for both groups, so each peer is probed once per round.
+        let registry = Arc::new(HealthRegistry::new());
+        registry.set_health_check(Box::new(ProbeCheck::new(
+            &config.health_check,
+            Arc::clone(&peers),
+        )?));
+        let group = |backup: bool| -> Option<PeerGroup> {
+            let members: BTreeSet<Backend> = peers
+                .iter()
+                .filter(|p| p.backup == backup)
+                .map(|p| backend_of(p))
+                .collect();
+            if members.is_empty() {
+                return None;
+            }
+            let view =
+                Backends::new_with_health_registry(Static::new(members), Arc::clone(&registry));
+            Some(PeerGroup {
+                selector: build_selector(config.algorithm, view),
+            })
+        };
+        let primary = group(false).ok_or_else(|| {
+            pingora_error::Error::explain(
+                pingora_error::ErrorType::InternalError,
+                "an upstream without primary peers passed validation",
+            )
+        })?;
+        let backup = group(true);
+
+        let mut probes = HealthCheckService::new(registry);
+        probes.health_check_frequency = Some(config.health_check.interval.0);
+        probes.parallel_health_check = true;
+
+        let upstream = Upstream {
+            name: name.to_string(),
+            path_prefix: config.path_prefix.0.clone(),
+            hash_key: config.hash_key,
+            peers,
+            primary,
+            backup,
+            metrics: UpstreamMetrics::new(name),
+        };
+        Ok((upstream, probes))
+    }
+
+    /// The peer for a request with hash key `key`: an UP primary peer, else
+    /// (only while no primary is up) an UP backup peer, else none.
+    pub fn select(&self, key: &[u8]) -> Option<&Arc<Peer>> {
+        let up = |addr| self.peers.get(addr).is_some_and(|p| p.health.is_up());
+        let addr = self
+            .primary
+            .selector
+            .select(key, &up)
+            .or_else(|| self.backup.as_ref()?.selector.select(key, &up))?;
+        self.peers.get(addr)
+    }
+
+    /// The primary peers, in config order.
+    pub fn primaries(&self) -> impl Iterator<Item = &Arc<Peer>> {
+        self.peers.iter().filter(|p| !p.backup)
+    }
+
+    /// The backup peers, in config order.
+    pub fn backups(&self) -> impl Iterator<Item = &Arc<Peer>> {
+        self.peers.iter().filter(|p| p.backup)
+    }
+}
+
+fn backend_of(peer: &Peer) -> Backend {
+    Backend {
+        addr: PingoraAddr::Inet(peer.addr),
+        weight: usize::from(peer.weight),
+        ext: Extensions::new(),
+    }
+}
