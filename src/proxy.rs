@@ -102,12 +102,21 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
-/// A short plain-text error response; closes the client connection, as
-/// Pingora does for every error it generates.
-async fn respond_plain_error(session: &mut Session, code: u16, message: &str) -> Result<()> {
+/// A short plain-text error response, `503 Service Unavailable: <detail>`;
+/// closes the client connection, as Pingora does for every error it
+/// generates.
+async fn respond_plain_error(session: &mut Session, code: u16, detail: Option<&str>) -> Result<()> {
+    let reason = http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    let text = match detail {
+        Some(detail) => format!("{code} {reason}: {detail}\n"),
+        None => format!("{code} {reason}\n"),
+    };
     let mut response = ServerSession::generate_error(code);
     response.insert_header(header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    let body = Bytes::from(format!("{code} {message}\n"));
+    let body = Bytes::from(text);
     response.set_content_length(body.len())?;
     session
         .as_downstream_mut()
@@ -155,7 +164,7 @@ impl ProxyHttp for Balancer {
             return Ok(true);
         }
         let Some(upstream) = self.router.route(path) else {
-            respond_plain_error(session, 404, "no upstream serves this path").await?;
+            respond_plain_error(session, 404, Some("no upstream serves this path")).await?;
             return Ok(true);
         };
         upstream.metrics.request_started();
@@ -263,15 +272,13 @@ impl ProxyHttp for Balancer {
     ) -> FailToProxy {
         let code = error_status(e);
         if code > 0 {
-            let reason = http::StatusCode::from_u16(code)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("Error");
-            let message = match (code, e.context.as_ref()) {
-                (503, Some(context)) => format!("{reason}: {}", context.as_str()),
-                _ => reason.to_string(),
+            // Only the errors switchyard raises itself carry a detail meant
+            // for the client (e.g. "no peer is up").
+            let detail = match e.etype() {
+                ErrorType::HTTPStatus(_) => e.context.as_ref().map(|c| c.as_str()),
+                _ => None,
             };
-            if let Err(write_error) = respond_plain_error(session, code, &message).await {
+            if let Err(write_error) = respond_plain_error(session, code, detail).await {
                 log::debug!("could not send the {code} response: {write_error}");
             }
         }

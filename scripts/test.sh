@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit tests and the end-to-end
+# tests that drive the real binaries on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+ensure_build_deps
+
+cargo fmt --all -- --check
+cargo clippy --release --all-targets -- -D warnings
+# Release, like the demo: one build of Pingora serves both. `cargo test`
+# also builds the demo backend (an example) that the tests start.
+cargo test --release

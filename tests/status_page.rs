@@ -1,0 +1,104 @@
+//! `/check`: the lua-resty-upstream-healthcheck text format, byte for byte,
+//! and the JSON view with the full health record.
+
+mod common;
+
+use common::{upstream_section, wait_until, Backend, Balancer};
+use std::time::Duration;
+
+#[test]
+fn text_page_matches_lua_resty_upstream_healthcheck_exactly() {
+    let b1 = Backend::start("b1", 0);
+    let b2 = Backend::start("b2", 0);
+    let b3 = Backend::start("b3", 0);
+    let spare = Backend::start("spare", 0);
+    let backend = upstream_section(
+        "backend",
+        "round_robin",
+        &[
+            b1.addr.to_string(),
+            b2.addr.to_string(),
+            format!("{{ addr: {}, backup: true }}", spare.addr),
+        ],
+        100,
+    );
+    let mut images = upstream_section("images", "random", &[b3.addr.to_string()], 100);
+    images.push_str("    path_prefix: /img\n");
+    let balancer = Balancer::start(&format!("{backend}{images}"));
+
+    b2.switch();
+    wait_until(Duration::from_secs(5), || balancer.peer_state(b2.addr) == "DOWN")
+        .expect("b2 goes DOWN");
+
+    let expected = format!(
+        "Upstream backend\n    Primary Peers\n        {} up\n        {} DOWN\n    Backup Peers\n        {} up\n\nUpstream images\n    Primary Peers\n        {} up\n    Backup Peers\n",
+        b1.addr, b2.addr, spare.addr, b3.addr
+    );
+    assert_eq!(balancer.check(), expected);
+
+    // The status page is answered by the balancer itself, never routed.
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let response = agent.get(&balancer.url("/check")).call().unwrap();
+    let content_type = response.headers().get("content-type").unwrap();
+    assert_eq!(content_type, "text/plain; charset=utf-8");
+}
+
+#[test]
+fn json_page_carries_the_health_record() {
+    let b1 = Backend::start("b1", 0);
+    let b2 = Backend::start("b2", 0);
+    let peers = vec![b1.addr.to_string(), format!("{{ addr: {}, weight: 3 }}", b2.addr)];
+    let balancer = Balancer::start(&upstream_section("backend", "round_robin", &peers, 100));
+    for _ in 0..8 {
+        assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
+    }
+    b1.switch();
+    wait_until(Duration::from_secs(5), || balancer.peer_state(b1.addr) == "DOWN")
+        .expect("b1 goes DOWN");
+
+    let json = balancer.check_json();
+    let upstream = &json["upstreams"][0];
+    assert_eq!(upstream["name"], "backend");
+    let down = &upstream["peers"][0];
+    let up = &upstream["peers"][1];
+    assert_eq!(down["address"], b1.addr.to_string());
+    assert_eq!(down["state"], "down");
+    assert_eq!(down["weight"], 1);
+    assert_eq!(down["backup"], false);
+    assert_eq!(down["consecutive_successes"], 0);
+    assert!(down["consecutive_failures"].as_u64().unwrap() >= 2);
+    assert_eq!(down["last_error"], "HTTP 500");
+    assert!(down["last_state_change"].is_string());
+    assert_eq!(down["requests"], 2, "b1 served 2 of the 8 requests (weights 1:3)");
+
+    assert_eq!(up["state"], "up");
+    assert_eq!(up["weight"], 3);
+    assert_eq!(up["requests"], 6);
+    assert_eq!(up["last_error"], serde_json::Value::Null);
+    assert!(up["consecutive_successes"].as_u64().unwrap() >= 1);
+    assert!(up["last_probe"].as_str().unwrap().ends_with('Z'));
+    assert!(up["last_probe_latency_ms"].as_f64().unwrap() > 0.0);
+
+    // Accept: application/json asks for the same page.
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let mut response = agent
+        .get(&balancer.url("/check"))
+        .header("Accept", "application/json")
+        .call()
+        .unwrap();
+    let body = response.body_mut().read_to_string().unwrap();
+    let again: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(again["upstreams"][0]["peers"][0]["state"], "down");
+}
+
+#[test]
+fn unrouted_paths_get_a_404_not_a_crash() {
+    let b1 = Backend::start("b1", 0);
+    let mut upstream = upstream_section("api", "round_robin", &[b1.addr.to_string()], 500);
+    upstream.push_str("    path_prefix: /api\n");
+    let balancer = Balancer::start(&upstream);
+    let (status, body) = common::get(&balancer.url("/elsewhere"));
+    assert_eq!(status, 404);
+    assert_eq!(body, "404 Not Found: no upstream serves this path\n");
+    assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
+}
