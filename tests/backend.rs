@@ -15,7 +15,10 @@ fn status_switch_and_data_follow_the_seed_api() {
 
     let (status, body) = get(&backend.url("/api/status"));
     assert_eq!(status, 200);
-    assert_eq!(json(&body), serde_json::json!({"status": 200, "backend": "b1"}));
+    assert_eq!(
+        json(&body),
+        serde_json::json!({"status": 200, "backend": "b1"})
+    );
 
     let started = Instant::now();
     let (status, body) = get(&backend.url("/api/data"));
@@ -37,7 +40,10 @@ fn status_switch_and_data_follow_the_seed_api() {
         .http_status_as_error(false)
         .build()
         .into();
-    let mut response = agent.post(&backend.url("/api/switch")).send_empty().unwrap();
+    let mut response = agent
+        .post(&backend.url("/api/switch"))
+        .send_empty()
+        .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let body = response.body_mut().read_to_string().unwrap();
     assert_eq!(json(&body)["status"], 200);
@@ -62,7 +68,10 @@ fn metrics_count_requests_by_path_and_status() {
     assert_eq!(status, 200);
     let scrape = Scrape::parse(&body);
     let requests = |path: &str, status: &str| {
-        scrape.sum("demo_backend_requests_total", &[("path", path), ("status", status)])
+        scrape.sum(
+            "demo_backend_requests_total",
+            &[("path", path), ("status", status)],
+        )
     };
     assert_eq!(requests("/api/data", "200"), Some(3.0));
     assert_eq!(requests("/api/data", "500"), Some(1.0));
@@ -70,7 +79,10 @@ fn metrics_count_requests_by_path_and_status() {
     assert_eq!(requests("other", "404"), Some(1.0));
     assert_eq!(scrape.sum("demo_backend_status", &[]), Some(500.0));
     assert_eq!(
-        scrape.sum("demo_backend_request_duration_seconds_count", &[("path", "/api/data")]),
+        scrape.sum(
+            "demo_backend_request_duration_seconds_count",
+            &[("path", "/api/data")]
+        ),
         Some(4.0)
     );
 }
@@ -94,5 +106,8 @@ fn the_delay_does_not_hold_up_other_requests() {
         assert_eq!(client.join().unwrap(), 200);
     }
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(4), "{CLIENTS} concurrent 300 ms requests took {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "{CLIENTS} concurrent 300 ms requests took {took:?}"
+    );
 }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 fn send_raw(balancer: &Balancer, raw: &[u8]) -> String {
     let mut stream = TcpStream::connect(balancer.listen).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     stream.write_all(raw).expect("send");
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
@@ -20,7 +22,12 @@ fn send_raw(balancer: &Balancer, raw: &[u8]) -> String {
 #[test]
 fn malformed_requests_get_400_and_do_not_disturb_others() {
     let backend = Backend::start("b1", 0);
-    let balancer = Balancer::start(&upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500));
+    let balancer = Balancer::start(&upstream_section(
+        "backend",
+        "round_robin",
+        &[backend.addr.to_string()],
+        500,
+    ));
     let cases: &[&[u8]] = &[
         b"GARBAGE\r\n\r\n",
         b"GET /api/data HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",

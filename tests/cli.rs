@@ -66,13 +66,48 @@ fn the_built_in_config_needs_no_file() {
 fn each_kind_of_config_error_names_the_file_key_and_line() {
     let cases: &[(&str, &str, &str, &str)] = &[
         // (what, replace, with, expected in the message)
-        ("unknown key", "    peers:\n", "    peer_list: []\n    peers:\n", "upstreams.backend: unknown field `peer_list`"),
-        ("wrong type", "interval: 1s", "interval: [1]", "upstreams.backend.health_check.interval: invalid type"),
-        ("bad address", "127.0.0.1:8001", "backend-1:8001", "upstreams.backend.peers[0]: `backend-1:8001` is not an address"),
-        ("bad duration", "interval: 1s", "interval: 1 fortnight", "upstreams.backend.health_check.interval: `1 fortnight` is not a duration"),
-        ("zero weight", "weight: 2", "weight: 0", "upstreams.backend.peers[1].weight: 0 is not a weight"),
-        ("bad listen", "listen: 127.0.0.1:18080", "listen: 18080", "listen: 18080 is not an address"),
-        ("bad path", "path: /api/status", "path: api/status", "upstreams.backend.health_check.path: `api/status` is not a URL path"),
+        (
+            "unknown key",
+            "    peers:\n",
+            "    peer_list: []\n    peers:\n",
+            "upstreams.backend: unknown field `peer_list`",
+        ),
+        (
+            "wrong type",
+            "interval: 1s",
+            "interval: [1]",
+            "upstreams.backend.health_check.interval: invalid type",
+        ),
+        (
+            "bad address",
+            "127.0.0.1:8001",
+            "backend-1:8001",
+            "upstreams.backend.peers[0]: `backend-1:8001` is not an address",
+        ),
+        (
+            "bad duration",
+            "interval: 1s",
+            "interval: 1 fortnight",
+            "upstreams.backend.health_check.interval: `1 fortnight` is not a duration",
+        ),
+        (
+            "zero weight",
+            "weight: 2",
+            "weight: 0",
+            "upstreams.backend.peers[1].weight: 0 is not a weight",
+        ),
+        (
+            "bad listen",
+            "listen: 127.0.0.1:18080",
+            "listen: 18080",
+            "listen: 18080 is not an address",
+        ),
+        (
+            "bad path",
+            "path: /api/status",
+            "path: api/status",
+            "upstreams.backend.health_check.path: `api/status` is not a URL path",
+        ),
     ];
     for (what, from, to, expected) in cases {
         let yaml = VALID.replacen(from, to, 1);
@@ -80,8 +115,14 @@ fn each_kind_of_config_error_names_the_file_key_and_line() {
         let (output, path) = test_config(&yaml);
         let message = text(&output);
         assert!(!output.status.success(), "{what}: accepted\n{message}");
-        assert!(message.contains(&format!("switchyard: {path}: ")), "{what}: no file\n{message}");
-        assert!(message.contains(expected), "{what}: expected `{expected}` in\n{message}");
+        assert!(
+            message.contains(&format!("switchyard: {path}: ")),
+            "{what}: no file\n{message}"
+        );
+        assert!(
+            message.contains(expected),
+            "{what}: expected `{expected}` in\n{message}"
+        );
         assert!(message.contains(" at line "), "{what}: no line\n{message}");
         assert!(message.contains("test failed"), "{what}\n{message}");
     }
@@ -93,7 +134,10 @@ fn an_empty_peer_list_is_refused() {
     let (output, _) = test_config(yaml);
     let message = text(&output);
     assert!(!output.status.success());
-    assert!(message.contains("upstreams.backend.peers: an upstream needs at least one peer at line 3"), "{message}");
+    assert!(
+        message.contains("upstreams.backend.peers: an upstream needs at least one peer at line 3"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -24,15 +24,21 @@ fn setup() -> (Vec<Backend>, Balancer) {
         .map(|name| Backend::start(name, 0))
         .collect();
     let peers: Vec<String> = backends.iter().map(|b| b.addr.to_string()).collect();
-    let balancer = Balancer::start(&upstream_section("backend", "round_robin", &peers, INTERVAL_MS));
+    let balancer = Balancer::start(&upstream_section(
+        "backend",
+        "round_robin",
+        &peers,
+        INTERVAL_MS,
+    ));
     (backends, balancer)
 }
 
 fn peer_up_gauge(balancer: &Balancer, backend: &Backend) -> Option<f64> {
     let peer = backend.addr.to_string();
-    balancer
-        .scrape()
-        .sum("switchyard_peer_up", &[("upstream", "backend"), ("peer", &peer)])
+    balancer.scrape().sum(
+        "switchyard_peer_up",
+        &[("upstream", "backend"), ("peer", &peer)],
+    )
 }
 
 #[test]
@@ -43,10 +49,16 @@ fn a_switched_off_peer_leaves_and_rejoins_the_rotation() {
 
     assert_eq!(b2.switch(), 500);
     let switched = Instant::now();
-    wait_until(Duration::from_secs(5), || balancer.peer_state(b2.addr) == "DOWN")
-        .expect("b2 goes DOWN");
+    wait_until(Duration::from_secs(5), || {
+        balancer.peer_state(b2.addr) == "DOWN"
+    })
+    .expect("b2 goes DOWN");
     let took = switched.elapsed();
-    assert!(took <= flip_limit(), "DOWN after {took:?}, limit {:?}", flip_limit());
+    assert!(
+        took <= flip_limit(),
+        "DOWN after {took:?}, limit {:?}",
+        flip_limit()
+    );
     assert_eq!(peer_up_gauge(&balancer, b2), Some(0.0));
     let seen = client.data_backends(&balancer, 30);
     assert_eq!(count(&seen, "b2"), 0, "a DOWN peer got traffic: {seen:?}");
@@ -60,10 +72,16 @@ fn a_switched_off_peer_leaves_and_rejoins_the_rotation() {
 
     assert_eq!(b2.switch(), 200);
     let switched = Instant::now();
-    wait_until(Duration::from_secs(5), || balancer.peer_state(b2.addr) == "up")
-        .expect("b2 comes back UP");
+    wait_until(Duration::from_secs(5), || {
+        balancer.peer_state(b2.addr) == "up"
+    })
+    .expect("b2 comes back UP");
     let took = switched.elapsed();
-    assert!(took <= flip_limit(), "UP after {took:?}, limit {:?}", flip_limit());
+    assert!(
+        took <= flip_limit(),
+        "UP after {took:?}, limit {:?}",
+        flip_limit()
+    );
     assert_eq!(peer_up_gauge(&balancer, b2), Some(1.0));
     let seen = client.data_backends(&balancer, 30);
     assert_eq!(count(&seen, "b2"), 10, "{seen:?}");
@@ -76,21 +94,34 @@ fn a_killed_peer_goes_down_and_gets_no_traffic() {
     let killed_addr = backends[2].addr;
     backends[2].process.kill();
     let killed = Instant::now();
-    wait_until(Duration::from_secs(5), || balancer.peer_state(killed_addr) == "DOWN")
-        .expect("b3 goes DOWN");
-    assert!(killed.elapsed() <= flip_limit(), "DOWN after {:?}", killed.elapsed());
+    wait_until(Duration::from_secs(5), || {
+        balancer.peer_state(killed_addr) == "DOWN"
+    })
+    .expect("b3 goes DOWN");
+    assert!(
+        killed.elapsed() <= flip_limit(),
+        "DOWN after {:?}",
+        killed.elapsed()
+    );
     let json = balancer.check_json();
-    let error = json["upstreams"][0]["peers"][2]["last_error"].as_str().unwrap();
+    let error = json["upstreams"][0]["peers"][2]["last_error"]
+        .as_str()
+        .unwrap();
     assert!(error.contains("ConnectRefused"), "{error}");
 
     let seen = client.data_backends(&balancer, 30);
     assert_eq!(count(&seen, "b3"), 0, "{seen:?}");
-    assert!(seen.iter().all(|b| b == "b1" || b == "b2"), "client errors: {seen:?}");
+    assert!(
+        seen.iter().all(|b| b == "b1" || b == "b2"),
+        "client errors: {seen:?}"
+    );
 
     // Restarted on the same port, it rejoins.
     backends[2] = Backend::start_at("b3", killed_addr.port(), 0);
-    wait_until(Duration::from_secs(5), || balancer.peer_state(killed_addr) == "up")
-        .expect("b3 comes back");
+    wait_until(Duration::from_secs(5), || {
+        balancer.peer_state(killed_addr) == "up"
+    })
+    .expect("b3 comes back");
     let seen = client.data_backends(&balancer, 30);
     assert_eq!(count(&seen, "b3"), 10, "{seen:?}");
 }
@@ -115,8 +146,10 @@ fn with_every_peer_down_the_answer_is_a_fast_503() {
         backend.process.kill();
     }
     for backend in &backends {
-        wait_until(Duration::from_secs(5), || balancer.peer_state(backend.addr) == "DOWN")
-            .expect("peer goes DOWN");
+        wait_until(Duration::from_secs(5), || {
+            balancer.peer_state(backend.addr) == "DOWN"
+        })
+        .expect("peer goes DOWN");
     }
     for _ in 0..5 {
         let started = Instant::now();

@@ -26,41 +26,79 @@ fn counters_match_the_requests_sent() {
     let scrape = balancer.scrape();
     let requests = |peer: &str| {
         scrape
-            .sum("switchyard_requests_total", &[upstream, ("peer", peer), ("status", "200")])
+            .sum(
+                "switchyard_requests_total",
+                &[upstream, ("peer", peer), ("status", "200")],
+            )
             .unwrap_or(0.0)
     };
     assert_eq!(requests(&p1), 29.0);
     assert_eq!(requests(&p2), 28.0);
-    assert_eq!(scrape.sum("switchyard_requests_total", &[upstream]), Some(N as f64));
+    assert_eq!(
+        scrape.sum("switchyard_requests_total", &[upstream]),
+        Some(N as f64)
+    );
     assert_eq!(
         scrape.sum("switchyard_request_duration_seconds_count", &[upstream]),
         Some(N as f64)
     );
     assert_eq!(
-        scrape.sum("switchyard_upstream_response_duration_seconds_count", &[upstream]),
+        scrape.sum(
+            "switchyard_upstream_response_duration_seconds_count",
+            &[upstream]
+        ),
         Some(N as f64)
     );
-    assert_eq!(scrape.sum("switchyard_requests_in_flight", &[upstream]), Some(0.0));
+    assert_eq!(
+        scrape.sum("switchyard_requests_in_flight", &[upstream]),
+        Some(0.0)
+    );
     for peer in [&p1, &p2] {
         let labels = [upstream, ("peer", peer.as_str())];
         assert_eq!(scrape.sum("switchyard_peer_up", &labels), Some(1.0));
-        assert_eq!(scrape.sum("switchyard_peer_state_changes_total", &labels), Some(0.0));
-        assert_eq!(scrape.sum("switchyard_upstream_errors_total", &labels), Some(0.0));
+        assert_eq!(
+            scrape.sum("switchyard_peer_state_changes_total", &labels),
+            Some(0.0)
+        );
+        assert_eq!(
+            scrape.sum("switchyard_upstream_errors_total", &labels),
+            Some(0.0)
+        );
         let probes_ok = [upstream, ("peer", peer.as_str()), ("result", "success")];
-        assert!(scrape.sum("switchyard_health_checks_total", &probes_ok).unwrap() >= 1.0);
+        assert!(
+            scrape
+                .sum("switchyard_health_checks_total", &probes_ok)
+                .unwrap()
+                >= 1.0
+        );
     }
 
     // Switch b2 off: failed probes, one state change, peer_up 0.
     b2.switch();
-    wait_until(Duration::from_secs(5), || balancer.peer_state(b2.addr) == "DOWN")
-        .expect("b2 goes DOWN");
+    wait_until(Duration::from_secs(5), || {
+        balancer.peer_state(b2.addr) == "DOWN"
+    })
+    .expect("b2 goes DOWN");
     let scrape = balancer.scrape();
     let labels = [upstream, ("peer", p2.as_str())];
     assert_eq!(scrape.sum("switchyard_peer_up", &labels), Some(0.0));
-    assert_eq!(scrape.sum("switchyard_peer_state_changes_total", &labels), Some(1.0));
+    assert_eq!(
+        scrape.sum("switchyard_peer_state_changes_total", &labels),
+        Some(1.0)
+    );
     let failed = [upstream, ("peer", p2.as_str()), ("result", "failure")];
-    assert!(scrape.sum("switchyard_health_checks_total", &failed).unwrap() >= 2.0);
-    assert!(scrape.sum("switchyard_health_check_duration_seconds_count", &labels).unwrap() >= 3.0);
+    assert!(
+        scrape
+            .sum("switchyard_health_checks_total", &failed)
+            .unwrap()
+            >= 2.0
+    );
+    assert!(
+        scrape
+            .sum("switchyard_health_check_duration_seconds_count", &labels)
+            .unwrap()
+            >= 3.0
+    );
 }
 
 #[test]
@@ -78,8 +116,24 @@ fn failed_connections_are_counted_by_kind() {
     assert_eq!(status, 502, "{body}");
     let scrape = balancer.scrape();
     let p1 = b1.addr.to_string();
-    let refused = [("upstream", "backend"), ("peer", p1.as_str()), ("kind", "connect_refused")];
-    assert!(scrape.sum("switchyard_upstream_errors_total", &refused).unwrap() >= 1.0);
-    let answered = [("upstream", "backend"), ("peer", p1.as_str()), ("status", "502")];
-    assert_eq!(scrape.sum("switchyard_requests_total", &answered), Some(1.0));
+    let refused = [
+        ("upstream", "backend"),
+        ("peer", p1.as_str()),
+        ("kind", "connect_refused"),
+    ];
+    assert!(
+        scrape
+            .sum("switchyard_upstream_errors_total", &refused)
+            .unwrap()
+            >= 1.0
+    );
+    let answered = [
+        ("upstream", "backend"),
+        ("peer", p1.as_str()),
+        ("status", "502"),
+    ];
+    assert_eq!(
+        scrape.sum("switchyard_requests_total", &answered),
+        Some(1.0)
+    );
 }

@@ -10,14 +10,23 @@ use std::time::{Duration, Instant};
 #[test]
 fn sigint_stops_at_once() {
     let backend = Backend::start("b1", 0);
-    let mut balancer = Balancer::start(&upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500));
+    let mut balancer = Balancer::start(&upstream_section(
+        "backend",
+        "round_robin",
+        &[backend.addr.to_string()],
+        500,
+    ));
     let sent = Instant::now();
     balancer.process.signal("INT");
     let status = balancer
         .process
         .wait_exit(Duration::from_secs(2))
         .expect("switchyard exits on SIGINT");
-    assert!(sent.elapsed() < Duration::from_secs(1), "took {:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        sent.elapsed()
+    );
     assert!(status.success(), "{status:?}");
 }
 
@@ -25,7 +34,12 @@ fn sigint_stops_at_once() {
 fn sigterm_drains_in_flight_requests() {
     let backend = Backend::start("slow", 800);
     // grace_period_seconds: 1, graceful_shutdown_timeout_seconds: 1
-    let mut balancer = Balancer::start(&upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500));
+    let mut balancer = Balancer::start(&upstream_section(
+        "backend",
+        "round_robin",
+        &[backend.addr.to_string()],
+        500,
+    ));
     let url = balancer.url("/api/data");
     let in_flight = std::thread::spawn(move || common::get(&url));
     std::thread::sleep(Duration::from_millis(200));
@@ -47,5 +61,8 @@ fn sigterm_drains_in_flight_requests() {
         .expect("switchyard exits after the grace period");
     assert!(exit.success(), "{exit:?}");
     let took = sent.elapsed();
-    assert!(took < Duration::from_secs(3), "grace 1 s + shutdown 1 s, took {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "grace 1 s + shutdown 1 s, took {took:?}"
+    );
 }

@@ -27,8 +27,10 @@ fn text_page_matches_lua_resty_upstream_healthcheck_exactly() {
     let balancer = Balancer::start(&format!("{backend}{images}"));
 
     b2.switch();
-    wait_until(Duration::from_secs(5), || balancer.peer_state(b2.addr) == "DOWN")
-        .expect("b2 goes DOWN");
+    wait_until(Duration::from_secs(5), || {
+        balancer.peer_state(b2.addr) == "DOWN"
+    })
+    .expect("b2 goes DOWN");
 
     let expected = format!(
         "Upstream backend\n    Primary Peers\n        {} up\n        {} DOWN\n    Backup Peers\n        {} up\n\nUpstream images\n    Primary Peers\n        {} up\n    Backup Peers\n",
@@ -47,14 +49,19 @@ fn text_page_matches_lua_resty_upstream_healthcheck_exactly() {
 fn json_page_carries_the_health_record() {
     let b1 = Backend::start("b1", 0);
     let b2 = Backend::start("b2", 0);
-    let peers = vec![b1.addr.to_string(), format!("{{ addr: {}, weight: 3 }}", b2.addr)];
+    let peers = vec![
+        b1.addr.to_string(),
+        format!("{{ addr: {}, weight: 3 }}", b2.addr),
+    ];
     let balancer = Balancer::start(&upstream_section("backend", "round_robin", &peers, 100));
     for _ in 0..8 {
         assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
     }
     b1.switch();
-    wait_until(Duration::from_secs(5), || balancer.peer_state(b1.addr) == "DOWN")
-        .expect("b1 goes DOWN");
+    wait_until(Duration::from_secs(5), || {
+        balancer.peer_state(b1.addr) == "DOWN"
+    })
+    .expect("b1 goes DOWN");
 
     let json = balancer.check_json();
     let upstream = &json["upstreams"][0];
@@ -69,7 +76,10 @@ fn json_page_carries_the_health_record() {
     assert!(down["consecutive_failures"].as_u64().unwrap() >= 2);
     assert_eq!(down["last_error"], "HTTP 500");
     assert!(down["last_state_change"].is_string());
-    assert_eq!(down["requests"], 2, "b1 served 2 of the 8 requests (weights 1:3)");
+    assert_eq!(
+        down["requests"], 2,
+        "b1 served 2 of the 8 requests (weights 1:3)"
+    );
 
     assert_eq!(up["state"], "up");
     assert_eq!(up["weight"], 3);
