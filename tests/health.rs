@@ -33,12 +33,14 @@ fn setup() -> (Vec<Backend>, Balancer) {
     (backends, balancer)
 }
 
-fn peer_up_gauge(balancer: &Balancer, backend: &Backend) -> Option<f64> {
+/// `switchyard_peer_up` of `backend`, once it reads `expected` (the gauge is
+/// set a moment after the state flips).
+fn peer_up_gauge(balancer: &Balancer, backend: &Backend, expected: f64) -> Option<f64> {
     let peer = backend.addr.to_string();
-    balancer.scrape().sum(
-        "switchyard_peer_up",
-        &[("upstream", "backend"), ("peer", &peer)],
-    )
+    let labels = [("upstream", "backend"), ("peer", peer.as_str())];
+    balancer
+        .scrape_when(|s| s.sum("switchyard_peer_up", &labels) == Some(expected))
+        .sum("switchyard_peer_up", &labels)
 }
 
 #[test]
@@ -59,7 +61,7 @@ fn a_switched_off_peer_leaves_and_rejoins_the_rotation() {
         "DOWN after {took:?}, limit {:?}",
         flip_limit()
     );
-    assert_eq!(peer_up_gauge(&balancer, b2), Some(0.0));
+    assert_eq!(peer_up_gauge(&balancer, b2, 0.0), Some(0.0));
     let seen = client.data_backends(&balancer, 30);
     assert_eq!(count(&seen, "b2"), 0, "a DOWN peer got traffic: {seen:?}");
     assert!(seen.iter().all(|b| b == "b1" || b == "b3"), "{seen:?}");
@@ -82,7 +84,7 @@ fn a_switched_off_peer_leaves_and_rejoins_the_rotation() {
         "UP after {took:?}, limit {:?}",
         flip_limit()
     );
-    assert_eq!(peer_up_gauge(&balancer, b2), Some(1.0));
+    assert_eq!(peer_up_gauge(&balancer, b2, 1.0), Some(1.0));
     let seen = client.data_backends(&balancer, 30);
     assert_eq!(count(&seen, "b2"), 10, "{seen:?}");
 }
@@ -159,10 +161,8 @@ fn with_every_peer_down_the_answer_is_a_fast_503() {
         assert_eq!(body, "503 Service Unavailable: no peer is up\n");
         assert!(took < Duration::from_millis(100), "503 took {took:?}");
     }
-    let scrape = balancer.scrape();
-    let unrouted = scrape.sum(
-        "switchyard_requests_total",
-        &[("upstream", "backend"), ("peer", "none"), ("status", "503")],
-    );
-    assert_eq!(unrouted, Some(5.0));
+    let labels = [("upstream", "backend"), ("peer", "none"), ("status", "503")];
+    let unrouted = |s: &common::Scrape| s.sum("switchyard_requests_total", &labels);
+    let scrape = balancer.scrape_when(|s| unrouted(s) == Some(5.0));
+    assert_eq!(unrouted(&scrape), Some(5.0));
 }

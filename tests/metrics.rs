@@ -23,7 +23,8 @@ fn counters_match_the_requests_sent() {
     // The status page is served locally and is not a proxied request.
     balancer.check();
 
-    let scrape = balancer.scrape();
+    let total = |s: &common::Scrape| s.sum("switchyard_requests_total", &[upstream]);
+    let scrape = balancer.scrape_when(|s| total(s) == Some(N as f64));
     let requests = |peer: &str| {
         scrape
             .sum(
@@ -81,8 +82,8 @@ fn counters_match_the_requests_sent() {
         balancer.peer_state(b2.addr) == "DOWN"
     })
     .expect("b2 goes DOWN");
-    let scrape = balancer.scrape();
     let labels = [upstream, ("peer", p2.as_str())];
+    let scrape = balancer.scrape_when(|s| s.sum("switchyard_peer_up", &labels) == Some(0.0));
     assert_eq!(scrape.sum("switchyard_peer_up", &labels), Some(0.0));
     assert_eq!(
         scrape.sum("switchyard_peer_state_changes_total", &labels),
@@ -116,8 +117,9 @@ fn failed_connections_are_counted_by_kind() {
     b1.process.kill();
     let (status, body) = common::get(&balancer.url("/api/data"));
     assert_eq!(status, 502, "{body}");
-    let scrape = balancer.scrape();
     let p1 = b1.addr.to_string();
+    let scrape = balancer
+        .scrape_when(|s| s.sum("switchyard_requests_total", &[("peer", p1.as_str())]) == Some(1.0));
     let refused = [
         ("upstream", "backend"),
         ("peer", p1.as_str()),

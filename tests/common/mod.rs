@@ -4,11 +4,13 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The `switchyard` binary under test.
@@ -29,12 +31,20 @@ pub fn backend_bin() -> PathBuf {
     path
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago and that no other test of
+/// this binary got (the kernel readily hands out a just-released port again).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind an ephemeral port");
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// Poll `condition` every 20 ms until it holds or `limit` passes; the time
@@ -276,6 +286,20 @@ impl Balancer {
             .find_map(|l| l.strip_prefix(&prefix))
             .unwrap_or_else(|| panic!("{peer} is not on the status page:\n{page}"))
             .to_string()
+    }
+
+    /// Scrape until `settled` holds (metrics are recorded just after the
+    /// response is sent, so a client can be a moment ahead of them), or
+    /// for at most two seconds; the last scrape either way.
+    pub fn scrape_when(&self, settled: impl Fn(&Scrape) -> bool) -> Scrape {
+        let start = Instant::now();
+        loop {
+            let scrape = self.scrape();
+            if settled(&scrape) || start.elapsed() > Duration::from_secs(2) {
+                return scrape;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     pub fn scrape(&self) -> Scrape {
