@@ -118,28 +118,19 @@ fn backups_serve_only_while_every_primary_is_down() {
 
     // One primary down: the other primary takes everything.
     backends[0].switch();
-    common::wait_until(Duration::from_secs(5), || {
-        balancer.peer_state(backends[0].addr) == "DOWN"
-    })
-    .expect("b1 goes DOWN");
+    balancer.wait_for_state(backends[0].addr, "DOWN");
     let seen = client.data_backends(&balancer, 20);
     assert_eq!(count(&seen, "b2"), 20, "{seen:?}");
 
     // Every primary down: the backup serves.
     backends[1].switch();
-    common::wait_until(Duration::from_secs(5), || {
-        balancer.peer_state(backends[1].addr) == "DOWN"
-    })
-    .expect("b2 goes DOWN");
+    balancer.wait_for_state(backends[1].addr, "DOWN");
     let seen = client.data_backends(&balancer, 20);
     assert_eq!(count(&seen, "b3"), 20, "{seen:?}");
 
     // A primary returns: the backup stands by again.
     backends[0].switch();
-    common::wait_until(Duration::from_secs(5), || {
-        balancer.peer_state(backends[0].addr) == "up"
-    })
-    .expect("b1 comes back UP");
+    balancer.wait_for_state(backends[0].addr, "up");
     let seen = client.data_backends(&balancer, 20);
     assert_eq!(count(&seen, "b1"), 20, "{seen:?}");
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{count, upstream_section, wait_until, Backend, Balancer, Client};
+use common::{count, upstream_section, Backend, Balancer, Client};
 use std::time::{Duration, Instant};
 
 const INTERVAL_MS: u64 = 200;
@@ -51,10 +51,7 @@ fn a_switched_off_peer_leaves_and_rejoins_the_rotation() {
 
     assert_eq!(b2.switch(), 500);
     let switched = Instant::now();
-    wait_until(Duration::from_secs(5), || {
-        balancer.peer_state(b2.addr) == "DOWN"
-    })
-    .expect("b2 goes DOWN");
+    balancer.wait_for_state(b2.addr, "DOWN");
     let took = switched.elapsed();
     assert!(
         took <= flip_limit(),
@@ -74,10 +71,7 @@ fn a_switched_off_peer_leaves_and_rejoins_the_rotation() {
 
     assert_eq!(b2.switch(), 200);
     let switched = Instant::now();
-    wait_until(Duration::from_secs(5), || {
-        balancer.peer_state(b2.addr) == "up"
-    })
-    .expect("b2 comes back UP");
+    balancer.wait_for_state(b2.addr, "up");
     let took = switched.elapsed();
     assert!(
         took <= flip_limit(),
@@ -96,10 +90,7 @@ fn a_killed_peer_goes_down_and_gets_no_traffic() {
     let killed_addr = backends[2].addr;
     backends[2].process.kill();
     let killed = Instant::now();
-    wait_until(Duration::from_secs(5), || {
-        balancer.peer_state(killed_addr) == "DOWN"
-    })
-    .expect("b3 goes DOWN");
+    balancer.wait_for_state(killed_addr, "DOWN");
     assert!(
         killed.elapsed() <= flip_limit(),
         "DOWN after {:?}",
@@ -120,10 +111,7 @@ fn a_killed_peer_goes_down_and_gets_no_traffic() {
 
     // Restarted on the same port, it rejoins.
     backends[2] = Backend::start_at("b3", killed_addr.port(), 0);
-    wait_until(Duration::from_secs(5), || {
-        balancer.peer_state(killed_addr) == "up"
-    })
-    .expect("b3 comes back");
+    balancer.wait_for_state(killed_addr, "up");
     let seen = client.data_backends(&balancer, 30);
     assert_eq!(count(&seen, "b3"), 10, "{seen:?}");
 }
@@ -148,10 +136,7 @@ fn with_every_peer_down_the_answer_is_a_fast_503() {
         backend.process.kill();
     }
     for backend in &backends {
-        wait_until(Duration::from_secs(5), || {
-            balancer.peer_state(backend.addr) == "DOWN"
-        })
-        .expect("peer goes DOWN");
+        balancer.wait_for_state(backend.addr, "DOWN");
     }
     for _ in 0..5 {
         let started = Instant::now();

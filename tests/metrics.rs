@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{upstream_section, wait_until, Backend, Balancer, Client};
-use std::time::Duration;
+use common::{upstream_section, Backend, Balancer, Client};
 
 #[test]
 fn counters_match_the_requests_sent() {
@@ -78,10 +77,7 @@ fn counters_match_the_requests_sent() {
 
     // Switch b2 off: failed probes, one state change, peer_up 0.
     b2.switch();
-    wait_until(Duration::from_secs(5), || {
-        balancer.peer_state(b2.addr) == "DOWN"
-    })
-    .expect("b2 goes DOWN");
+    balancer.wait_for_state(b2.addr, "DOWN");
     let labels = [upstream, ("peer", p2.as_str())];
     let scrape = balancer.scrape_when(|s| s.sum("switchyard_peer_up", &labels) == Some(0.0));
     assert_eq!(scrape.sum("switchyard_peer_up", &labels), Some(0.0));

@@ -3,8 +3,7 @@
 
 mod common;
 
-use common::{upstream_section, wait_until, Backend, Balancer};
-use std::time::Duration;
+use common::{upstream_section, Backend, Balancer};
 
 #[test]
 fn text_page_matches_lua_resty_upstream_healthcheck_exactly() {
@@ -27,10 +26,7 @@ fn text_page_matches_lua_resty_upstream_healthcheck_exactly() {
     let balancer = Balancer::start(&format!("{backend}{images}"));
 
     b2.switch();
-    wait_until(Duration::from_secs(5), || {
-        balancer.peer_state(b2.addr) == "DOWN"
-    })
-    .expect("b2 goes DOWN");
+    balancer.wait_for_state(b2.addr, "DOWN");
 
     let expected = format!(
         "Upstream backend\n    Primary Peers\n        {} up\n        {} DOWN\n    Backup Peers\n        {} up\n\nUpstream images\n    Primary Peers\n        {} up\n    Backup Peers\n",
@@ -58,10 +54,7 @@ fn json_page_carries_the_health_record() {
         assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
     }
     b1.switch();
-    wait_until(Duration::from_secs(5), || {
-        balancer.peer_state(b1.addr) == "DOWN"
-    })
-    .expect("b1 goes DOWN");
+    balancer.wait_for_state(b1.addr, "DOWN");
 
     let json = balancer.check_json();
     let upstream = &json["upstreams"][0];

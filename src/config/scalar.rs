@@ -133,49 +133,39 @@ impl CheckedScalar for UrlPath {
     }
 }
 
-/// How many consecutive probe results flip a peer's state (`rise`, `fall`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Threshold(pub u32);
+/// Defines an integer newtype that only takes values in `min..=max`.
+macro_rules! ranged_integer {
+    ($(#[$doc:meta])* $name:ident($int:ty), $min:literal ..= $max:literal, $expecting:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name(pub $int);
 
-impl CheckedScalar for Threshold {
-    const EXPECTING: &'static str = "a whole number from 1 to 1000";
-    fn check(value: Scalar<'_>) -> Result<Self, String> {
-        integer_in(value, 1, 1000, Self::EXPECTING).map(|n| Threshold(n as u32))
-    }
+        impl CheckedScalar for $name {
+            const EXPECTING: &'static str = $expecting;
+            fn check(value: Scalar<'_>) -> Result<Self, String> {
+                // The range fits the type, so the cast cannot truncate.
+                integer_in(value, $min, $max, Self::EXPECTING).map(|n| $name(n as $int))
+            }
+        }
+    };
 }
 
-/// A peer's share of the traffic relative to its siblings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Weight(pub u16);
-
-impl CheckedScalar for Weight {
-    const EXPECTING: &'static str = "a weight from 1 to 1000";
-    fn check(value: Scalar<'_>) -> Result<Self, String> {
-        integer_in(value, 1, 1000, Self::EXPECTING).map(|n| Weight(n as u16))
-    }
-}
-
-/// An HTTP status code, 100 to 599.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatusCode(pub u16);
-
-impl CheckedScalar for StatusCode {
-    const EXPECTING: &'static str = "an HTTP status code from 100 to 599";
-    fn check(value: Scalar<'_>) -> Result<Self, String> {
-        integer_in(value, 100, 599, Self::EXPECTING).map(|n| StatusCode(n as u16))
-    }
-}
-
-/// A count that must be at least one (threads, pool sizes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PositiveCount(pub usize);
-
-impl CheckedScalar for PositiveCount {
-    const EXPECTING: &'static str = "a whole number from 1 to 65535";
-    fn check(value: Scalar<'_>) -> Result<Self, String> {
-        integer_in(value, 1, 65535, Self::EXPECTING).map(|n| PositiveCount(n as usize))
-    }
-}
+ranged_integer!(
+    /// How many consecutive probe results flip a peer's state (`rise`, `fall`).
+    Threshold(u32), 1..=1000, "a whole number from 1 to 1000"
+);
+ranged_integer!(
+    /// A peer's share of the traffic relative to its siblings.
+    Weight(u16), 1..=1000, "a weight from 1 to 1000"
+);
+ranged_integer!(
+    /// An HTTP status code.
+    StatusCode(u16), 100..=599, "an HTTP status code from 100 to 599"
+);
+ranged_integer!(
+    /// A count that must be at least one (threads, pool sizes).
+    PositiveCount(usize), 1..=65535, "a whole number from 1 to 65535"
+);
 
 deserialize_via_check!(
     Addr,

@@ -291,6 +291,13 @@ impl Balancer {
     /// Scrape until `settled` holds (metrics are recorded just after the
     /// response is sent, so a client can be a moment ahead of them), or
     /// for at most two seconds; the last scrape either way.
+    /// Wait until `peer` shows `state` ("up" or "DOWN") on the status page;
+    /// how long that took. Panics with the page after five seconds.
+    pub fn wait_for_state(&self, peer: SocketAddr, state: &str) -> Duration {
+        wait_until(Duration::from_secs(5), || self.peer_state(peer) == state)
+            .unwrap_or_else(|| panic!("{peer} is not {state}:\n{}", self.check()))
+    }
+
     pub fn scrape_when(&self, settled: impl Fn(&Scrape) -> bool) -> Scrape {
         let start = Instant::now();
         loop {
