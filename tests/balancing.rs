@@ -135,14 +135,14 @@ fn backups_serve_only_while_every_primary_is_down() {
     assert_eq!(count(&seen, "b1"), 20, "{seen:?}");
 }
 
-/// A peer that answers 200 to everything and reports the request heads it
-/// got for `/api/data`.
-fn recording_peer() -> (std::net::SocketAddr, mpsc::Receiver<String>) {
+/// A peer that answers 200 to everything and reports each `/api/data`
+/// request head it got, with the number of the connection it came on.
+fn recording_peer() -> (std::net::SocketAddr, mpsc::Receiver<(usize, String)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (heads, received) = mpsc::channel();
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
+        for (connection, stream) in listener.incoming().enumerate() {
             let Ok(stream) = stream else { return };
             let heads = heads.clone();
             std::thread::spawn(move || {
@@ -161,7 +161,7 @@ fn recording_peer() -> (std::net::SocketAddr, mpsc::Receiver<String>) {
                         head.push_str(&line);
                     }
                     if head.starts_with("GET /api/data") {
-                        let _ = heads.send(head);
+                        let _ = heads.send((connection, head));
                     }
                     let reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
                     if writer.write_all(reply.as_bytes()).is_err() {
@@ -185,7 +185,7 @@ fn the_peer_sees_x_forwarded_for() {
     ));
     let (status, _) = common::get(&balancer.url("/api/data"));
     assert_eq!(status, 200);
-    let head = heads
+    let (_, head) = heads
         .recv_timeout(Duration::from_secs(5))
         .expect("peer got the request");
     assert!(
@@ -201,12 +201,42 @@ fn the_peer_sees_x_forwarded_for() {
         .header("X-Forwarded-For", "203.0.113.7")
         .call()
         .expect("request through the balancer");
-    let head = heads
+    let (_, head) = heads
         .recv_timeout(Duration::from_secs(5))
         .expect("peer got the request");
     assert!(
         head.to_ascii_lowercase()
             .contains("x-forwarded-for: 203.0.113.7, 127.0.0.1\r\n"),
         "{head}"
+    );
+}
+
+#[test]
+fn connections_to_the_peer_are_kept_alive_and_reused() {
+    let (peer, heads) = recording_peer();
+    let balancer = Balancer::start(&upstream_section(
+        "backend",
+        "round_robin",
+        &[peer.to_string()],
+        60_000,
+    ));
+    // Each client request on a connection of its own: only the balancer's
+    // side can keep connections.
+    for _ in 0..20 {
+        assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
+    }
+    let connections: std::collections::BTreeSet<usize> = (0..20)
+        .map(|_| {
+            heads
+                .recv_timeout(Duration::from_secs(5))
+                .expect("request")
+                .0
+        })
+        .collect();
+    // One per worker thread at most (the config runs two).
+    assert!(
+        connections.len() <= 2,
+        "20 requests took {} connections",
+        connections.len()
     );
 }
