@@ -1,7 +1,8 @@
 //! The command line: Pingora's flags (`-c`, `-d`, `-u`, `-t`), with
-//! switchyard's meaning for `-c` (its own config file).
+//! switchyard's meaning for `-c` (its own config file), and the `upgrade`
+//! command.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use pingora_core::server::configuration::Opt;
 use std::path::PathBuf;
 
@@ -13,21 +14,35 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// The configuration file [default: the built-in conf/switchyard.yaml]
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", global = true)]
     pub conf: Option<PathBuf>,
 
-    /// Run in the background (writes server.pid_file)
+    /// Run in the background (writes server.pid_file); returns once the
+    /// listeners accept connections
     #[arg(short, long)]
     pub daemon: bool,
 
     /// Take over the listening sockets of a running switchyard through
-    /// server.upgrade_sock (hot upgrade; the old process gets SIGQUIT)
+    /// server.upgrade_sock (the old process hands them over on SIGQUIT);
+    /// `switchyard upgrade` does the whole exchange
     #[arg(short, long)]
     pub upgrade: bool,
 
     /// Check the configuration and exit, like `nginx -t`
     #[arg(short, long)]
     pub test: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Action>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// Hot upgrade: start this binary with the config (-c) as a daemon, hand
+    /// it the listeners of the running switchyard (found through
+    /// server.pid_file) and let the old process drain; changes nothing if
+    /// the new config or process fails
+    Upgrade,
 }
 
 impl Cli {

@@ -11,12 +11,16 @@
 
 pub mod cli;
 pub mod config;
+pub mod drain;
 pub mod health;
 pub mod metrics;
 pub mod peer;
+pub mod preflight;
 pub mod proxy;
+pub mod readiness;
 pub mod router;
 pub mod selection;
 pub mod server;
 pub mod status;
+pub mod upgrade;
 pub mod upstream;

@@ -2,8 +2,10 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use switchyard::cli::Cli;
+use switchyard::cli::{Action, Cli};
 use switchyard::config::Config;
+use switchyard::preflight::{self, Start};
+use switchyard::upgrade;
 
 fn main() -> ExitCode {
     // switchyard logs every peer state change itself, with the reason;
@@ -14,6 +16,10 @@ fn main() -> ExitCode {
     .init();
 
     let cli = Cli::parse();
+    if let Some(Action::Upgrade) = cli.command {
+        return run_upgrade(&cli);
+    }
+
     let (config, source) = match Config::load(cli.conf.as_deref()) {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -30,10 +36,41 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
+    let daemon = cli.daemon || config.server.daemon;
+    let start = if cli.upgrade {
+        Start::Upgrade
+    } else {
+        Start::Fresh
+    };
+    if let Err(e) = preflight::check(&config, daemon, start) {
+        eprintln!("switchyard: cannot start with {source}: {e}");
+        return ExitCode::FAILURE;
+    }
     match switchyard::server::build(&config, cli.pingora_opt()) {
         Ok(server) => server.run_forever(),
         Err(e) => {
             eprintln!("switchyard: cannot start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_upgrade(cli: &Cli) -> ExitCode {
+    match upgrade::upgrade(cli.conf.as_deref()) {
+        Ok(done) => {
+            let old = if done.old_exited {
+                "has exited"
+            } else {
+                "is still draining"
+            };
+            println!(
+                "switchyard: upgraded: pid {} -> {} in {:.1?}; pid {} {old}",
+                done.old_pid, done.new_pid, done.took, done.old_pid
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchyard: upgrade failed: {e}");
             ExitCode::FAILURE
         }
     }

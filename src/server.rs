@@ -1,19 +1,34 @@
 //! Assembling the Pingora server from a [`Config`]: the health-check
-//! services, the proxy, the metrics endpoint, and the order they start in.
+//! services, the proxy, the metrics endpoint, readiness, and the order they
+//! start in.
 
 use crate::config::Config;
+use crate::drain::Draining;
 use crate::proxy::Balancer;
+use crate::readiness::{Readiness, LISTENER_LIMIT};
 use crate::router::Router;
 use crate::upstream::Upstream;
 use pingora_core::server::configuration::Opt;
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
+use pingora_core::services::listening::Service;
 use pingora_error::Result;
+use std::num::NonZeroU64;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// A server ready to `run_forever`.
+/// A server ready to `run_forever`. With `-u` this blocks until the running
+/// switchyard hands over its listening sockets.
 pub fn build(config: &Config, opt: Opt) -> Result<Server> {
-    let mut server = Server::new_with_opt_and_conf(opt, config.server.to_server_conf());
+    let daemon = opt.daemon || config.server.daemon;
+    let mut conf = config.server.to_server_conf();
+    // `-d` returns once the listeners accept: Readiness sends the signal.
+    conf.daemon_wait_for_ready = true;
+    conf.daemon_ready_timeout_seconds = NonZeroU64::new(ready_limit(config).as_secs());
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    // Before the fork of `-d`: the listeners of the old process (`-u`) are
+    // inherited, and Pingora's own early readiness signal, sent from a
+    // bootstrap that runs after the fork, is skipped in favour of ours.
     server.bootstrap();
 
     let mut upstreams = Vec::with_capacity(config.upstreams.0.len());
@@ -26,11 +41,8 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server> {
     }
 
     let balancer = Balancer::new(Router::new(upstreams), config.status_path.0.clone());
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        balancer,
-        "switchyard proxy",
-    );
+    let app = Draining::new(pingora_proxy::http_proxy(&server.configuration, balancer));
+    let mut proxy = Service::new("switchyard proxy".to_string(), app);
     proxy.add_tcp(&config.listen.0.to_string());
     // The proxy starts listening only after every upstream's first probe
     // round: a peer that is down at startup never sees a client request.
@@ -39,7 +51,27 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server> {
 
     let mut metrics = pingora_prometheus::prometheus_http_service();
     metrics.add_tcp(&config.metrics.0.to_string());
-    server.add_service(metrics);
+    let metrics_handle = server.add_service(metrics);
+
+    // This process's pid is still the foreground one here; the daemon child
+    // inherits the value and signals it once the listeners accept.
+    let notify_pid = daemon.then(std::process::id);
+    let readiness = Readiness::new(vec![config.listen.0, config.metrics.0], notify_pid);
+    let readiness_handle = server.add_service(background_service("readiness", readiness));
+    readiness_handle.add_dependencies([&proxy_handle, &metrics_handle]);
 
     Ok(server)
+}
+
+/// How long `-d` waits for the daemon: the first probe round (which the
+/// proxy waits for), then the listeners.
+fn ready_limit(config: &Config) -> Duration {
+    let slowest_probe = config
+        .upstreams
+        .0
+        .values()
+        .map(|u| u.health_check.timeout.0)
+        .max()
+        .unwrap_or_default();
+    slowest_probe + LISTENER_LIMIT + Duration::from_secs(10)
 }

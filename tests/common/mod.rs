@@ -187,19 +187,10 @@ impl Backend {
     }
 }
 
-/// A running balancer.
-pub struct Balancer {
-    pub listen: SocketAddr,
-    pub metrics: SocketAddr,
-    pub config_path: PathBuf,
-    pub process: Process,
-    pub dir: tempfile::TempDir,
-}
-
 /// The `server:` section tests use: short grace periods, files in `dir`.
 pub fn server_section(dir: &Path) -> String {
     format!(
-        "server:\n  threads: 2\n  pid_file: {}\n  upgrade_sock: {}\n  grace_period_seconds: 1\n  graceful_shutdown_timeout_seconds: 1\n",
+        "server:\n  threads: 2\n  pid_file: {}\n  upgrade_sock: {}\n  grace_period_seconds: 2\n  graceful_shutdown_timeout_seconds: 1\n",
         dir.join("switchyard.pid").display(),
         dir.join("upgrade.sock").display()
     )
@@ -219,6 +210,28 @@ pub fn upstream_section(name: &str, algorithm: &str, peers: &[String], interval_
     text
 }
 
+/// A balancer's config file and addresses: all it takes to talk to one,
+/// however it runs.
+pub struct Site {
+    pub listen: SocketAddr,
+    pub metrics: SocketAddr,
+    pub config_path: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+/// A balancer running in the foreground, killed on drop.
+pub struct Balancer {
+    pub site: Site,
+    pub process: Process,
+}
+
+impl std::ops::Deref for Balancer {
+    type Target = Site;
+    fn deref(&self) -> &Site {
+        &self.site
+    }
+}
+
 impl Balancer {
     /// Start a balancer with `upstreams` (the text under `upstreams:`) and
     /// wait until its proxy listener answers.
@@ -228,36 +241,71 @@ impl Balancer {
 
     /// Like [`Balancer::start`], with extra top-level YAML.
     pub fn start_with(upstreams: &str, extra: &str) -> Balancer {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let config = format!(
-            "{}listen: {listen}\nmetrics: {metrics}\n{extra}upstreams:\n{upstreams}",
-            server_section(dir.path())
-        );
-        let config_path = dir.path().join("switchyard.yaml");
-        fs::write(&config_path, config).expect("write config");
+        let site = Site::new(upstreams, extra);
         let process = Process::spawn(
             Command::new(switchyard_bin())
                 .arg("-c")
-                .arg(&config_path)
+                .arg(&site.config_path)
                 .env("RUST_LOG", "info"),
-            dir.path().join("switchyard.log"),
+            site.dir.path().join("switchyard.log"),
         );
-        let balancer = Balancer {
-            listen,
-            metrics,
-            config_path,
-            process,
-            dir,
-        };
-        let up = wait_until(Duration::from_secs(15), || accepts(listen));
+        let balancer = Balancer { site, process };
+        let up = wait_until(Duration::from_secs(15), || accepts(balancer.listen));
         assert!(
             up.is_some(),
             "switchyard did not start:\n{}",
             balancer.process.log()
         );
         balancer
+    }
+}
+
+impl Site {
+    /// A config with `upstreams`, `extra` top-level YAML, fresh ports, and
+    /// pid file, upgrade socket and error log in a temporary directory.
+    pub fn new(upstreams: &str, extra: &str) -> Site {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let config_path = dir.path().join("switchyard.yaml");
+        let site = Site {
+            listen,
+            metrics,
+            config_path,
+            dir,
+        };
+        site.write_config(&site.config_path, upstreams, extra);
+        site
+    }
+
+    /// Write a config for this site's ports and files to `path`.
+    pub fn write_config(&self, path: &Path, upstreams: &str, extra: &str) {
+        let config = format!(
+            "{}  error_log: {}\nlisten: {}\nmetrics: {}\n{extra}upstreams:\n{upstreams}",
+            server_section(self.dir.path()),
+            self.error_log().display(),
+            self.listen,
+            self.metrics
+        );
+        fs::write(path, config).expect("write config");
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.path().join("switchyard.pid")
+    }
+
+    /// Where a daemon logs.
+    pub fn error_log(&self) -> PathBuf {
+        self.dir.path().join("error.log")
+    }
+
+    /// The pid in the pid file, if any.
+    pub fn pid(&self) -> Option<u32> {
+        fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -391,7 +439,7 @@ impl Client {
 
     /// GET `/api/data` through the balancer `n` times; the `backend` field
     /// of each answer (or `<status>` for a non-JSON answer).
-    pub fn data_backends(&self, balancer: &Balancer, n: usize) -> Vec<String> {
+    pub fn data_backends(&self, balancer: &Site, n: usize) -> Vec<String> {
         (0..n)
             .map(|_| {
                 let (status, body) = self.get(&balancer.url("/api/data"));
@@ -407,4 +455,167 @@ impl Client {
 /// How many times `name` appears in `names`.
 pub fn count(names: &[String], name: &str) -> usize {
     names.iter().filter(|n| *n == name).count()
+}
+
+/// Whether process `pid` exists.
+pub fn alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Run `switchyard` with `args` to completion (at most `limit`).
+pub fn run_switchyard(args: &[&std::ffi::OsStr], limit: Duration) -> std::process::Output {
+    let mut child = Command::new(switchyard_bin())
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn switchyard");
+    let started = Instant::now();
+    while child.try_wait().expect("poll switchyard").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("switchyard {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect switchyard output")
+}
+
+/// The output of a finished command, stdout then stderr.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A switchyard started with `-d`; every process that held its pid file is
+/// killed on drop (a daemon is not our child).
+pub struct Daemon {
+    pub site: Site,
+    seen: Mutex<BTreeSet<u32>>,
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = Site;
+    fn deref(&self) -> &Site {
+        &self.site
+    }
+}
+
+impl Daemon {
+    /// `switchyard -d -c <site config>`: the command's output, and the
+    /// daemon if it started.
+    pub fn start(site: Site) -> (std::process::Output, Option<Daemon>) {
+        let output = run_switchyard(
+            &["-d".as_ref(), "-c".as_ref(), site.config_path.as_os_str()],
+            Duration::from_secs(60),
+        );
+        let daemon = output.status.success().then(|| Daemon {
+            site,
+            seen: Mutex::new(BTreeSet::new()),
+        });
+        if let Some(daemon) = &daemon {
+            daemon.current_pid();
+        }
+        (output, daemon)
+    }
+
+    /// The pid in the pid file now (remembered for cleanup).
+    pub fn current_pid(&self) -> u32 {
+        let pid = self.site.pid().expect("daemon wrote its pid file");
+        self.seen.lock().unwrap().insert(pid);
+        pid
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.site.error_log()).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(pid) = self.site.pid() {
+            self.seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(pid);
+        }
+        for pid in self.seen.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// What a load run saw.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub requests: usize,
+    pub errors: usize,
+    /// A few of the errors, for the failure message.
+    pub samples: Vec<String>,
+}
+
+/// Keep-alive clients that GET `url` in a loop until stopped.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    workers: Vec<std::thread::JoinHandle<LoadReport>>,
+}
+
+impl Load {
+    /// Start `clients` keep-alive clients on `url`; a request counts as
+    /// failed unless it gets a 200.
+    pub fn start(url: &str, clients: usize) -> Load {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let workers = (0..clients)
+            .map(|_| {
+                let url = url.to_string();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let agent = agent();
+                    let mut report = LoadReport::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        report.requests += 1;
+                        let failure = match request(&agent, &url) {
+                            Ok((200, _)) => None,
+                            Ok((status, body)) => Some(format!("{status}: {body}")),
+                            Err(e) => Some(e.to_string()),
+                        };
+                        if let Some(failure) = failure {
+                            report.errors += 1;
+                            if report.samples.len() < 5 {
+                                report.samples.push(failure);
+                            }
+                        }
+                    }
+                    report
+                })
+            })
+            .collect();
+        Load { stop, workers }
+    }
+
+    /// Stop the clients and add up what they saw.
+    pub fn finish(self) -> LoadReport {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut total = LoadReport::default();
+        for worker in self.workers {
+            let report = worker.join().expect("load client");
+            total.requests += report.requests;
+            total.errors += report.errors;
+            total.samples.extend(report.samples);
+        }
+        total
+    }
 }
