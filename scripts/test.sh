@@ -5,9 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_build_deps
+# systemd-analyze checks the unit file in conf/systemd.
+ensure_packages systemd-analyze:systemd
 
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
+# The build the Dockerfile runs, exactly.
+./scripts/build.sh
 # Release, like the demo: one build of Pingora serves both. `cargo test`
 # also builds the demo backend (an example) that the tests start.
 cargo test --release

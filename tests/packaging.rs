@@ -1,0 +1,211 @@
+//! The files that run switchyard elsewhere: the systemd unit, the
+//! Dockerfile and compose.yaml. No Docker engine runs here, so these check
+//! everything short of `docker build`: that the Dockerfile runs the very
+//! build the test suite runs and copies what it produces, that ports and
+//! configs agree, and that systemd accepts the unit.
+
+mod common;
+
+use common::{output_text, run_switchyard, switchyard_bin};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use switchyard::config::Config;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn config_test_passes(path: &Path) {
+    let output = run_switchyard(
+        &["-t".as_ref(), "-c".as_ref(), path.as_os_str()],
+        Duration::from_secs(10),
+    );
+    assert!(output.status.success(), "{}", output_text(&output));
+}
+
+#[test]
+fn the_systemd_unit_is_valid_and_its_config_passes() {
+    let unit = read("conf/systemd/switchyard.service");
+    for line in [
+        "Type=forking",
+        "PIDFile=/run/switchyard/switchyard.pid",
+        "ExecStart=/usr/local/bin/switchyard -d -c /etc/switchyard/switchyard.yaml",
+        "ExecReload=/usr/local/bin/switchyard upgrade -c /etc/switchyard/switchyard.yaml",
+        "Restart=on-failure",
+        "User=switchyard",
+        "AmbientCapabilities=CAP_NET_BIND_SERVICE",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "missing `{line}`");
+    }
+
+    // The config the unit points at must use the unit's paths.
+    let config_path = repo("conf/systemd/switchyard.yaml");
+    config_test_passes(&config_path);
+    let (config, _) = Config::load(Some(&config_path)).unwrap();
+    assert_eq!(config.server.pid_file, "/run/switchyard/switchyard.pid");
+    assert!(config.server.upgrade_sock.starts_with("/run/switchyard/"));
+    assert!(config
+        .server
+        .error_log
+        .as_deref()
+        .unwrap()
+        .starts_with("/var/log/switchyard/"));
+
+    // systemd's own check, with the paths of this checkout.
+    let dir = tempfile::tempdir().unwrap();
+    let local = unit
+        .replace(
+            "/usr/local/bin/switchyard",
+            switchyard_bin().to_str().unwrap(),
+        )
+        .replace(
+            "/etc/switchyard/switchyard.yaml",
+            config_path.to_str().unwrap(),
+        );
+    let path = dir.path().join("switchyard.service");
+    std::fs::write(&path, local).unwrap();
+    let output = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (Debian's systemd) is installed by scripts/test.sh");
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    let about_unit: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("switchyard.service"))
+        .collect();
+    assert!(
+        about_unit.is_empty(),
+        "systemd-analyze complains: {about_unit:?}"
+    );
+}
+
+#[test]
+fn the_dockerfile_builds_with_the_tested_build_and_exposes_the_default_ports() {
+    let dockerfile = read("Dockerfile");
+    let lines: Vec<&str> = dockerfile
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let stages = lines.iter().filter(|l| l.starts_with("FROM ")).count();
+    assert_eq!(stages, 2, "a build stage and a runtime stage");
+    assert!(lines.contains(&"RUN ./scripts/build.sh"));
+    assert!(read("scripts/build.sh")
+        .contains("cargo build --release --locked --bin switchyard --example backend"));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("install") && l.contains("cmake")));
+
+    // What the runtime stage copies from the build stage is what the build makes.
+    for artifact in [
+        "target/release/switchyard",
+        "target/release/examples/backend",
+    ] {
+        let copy = format!("COPY --from=build /src/{artifact} ");
+        assert!(
+            lines.iter().any(|l| l.starts_with(&copy)),
+            "{artifact} is not copied"
+        );
+        assert!(
+            repo(artifact).exists(),
+            "{artifact} was not built by scripts/build.sh"
+        );
+    }
+    // Plain COPY sources exist.
+    for line in lines
+        .iter()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        for source in &parts[1..parts.len() - 1] {
+            assert!(repo(source).exists(), "COPY source {source} is missing");
+        }
+    }
+
+    let user = lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("USER "))
+        .expect("a USER");
+    assert_ne!(*user, "USER root");
+    let (default, _) = Config::load(None).unwrap();
+    let expose = lines
+        .iter()
+        .find(|l| l.starts_with("EXPOSE "))
+        .expect("EXPOSE");
+    assert_eq!(
+        *expose,
+        format!(
+            "EXPOSE {} {}",
+            default.listen.0.port(),
+            default.metrics.0.port()
+        )
+    );
+    assert!(lines.contains(&"COPY conf/switchyard.yaml /etc/switchyard/switchyard.yaml"));
+}
+
+#[test]
+fn compose_puts_the_balancer_in_front_of_three_backends() {
+    let compose: serde_yaml::Value = serde_yaml::from_str(&read("compose.yaml")).unwrap();
+    let services = &compose["services"];
+    let balancer = &services["switchyard"];
+
+    let mount = balancer["volumes"][0].as_str().unwrap();
+    let (source, target) = mount.trim_end_matches(":ro").split_once(':').unwrap();
+    let config_path = repo(source.trim_start_matches("./"));
+    config_test_passes(&config_path);
+    let command: Vec<&str> = balancer["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(command, ["-c", target]);
+
+    let (config, _) = Config::load(Some(&config_path)).unwrap();
+    let ports: Vec<&str> = balancer["ports"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for port in [config.listen.0.port(), config.metrics.0.port()] {
+        assert!(
+            ports.contains(&format!("{port}:{port}").as_str()),
+            "{port} not published"
+        );
+    }
+
+    // Each peer of the balancer's config is one of the backends, at its address.
+    let peers: Vec<String> = config.upstreams.0["backend"]
+        .peers
+        .0
+        .iter()
+        .map(|p| p.addr.0.to_string())
+        .collect();
+    let mut backends = Vec::new();
+    for name in ["b1", "b2", "b3"] {
+        let service = &services[name];
+        let ip = service["networks"]["switchyard"]["ipv4_address"]
+            .as_str()
+            .unwrap();
+        let args: Vec<&str> = service["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let listen = args[args.iter().position(|a| *a == "--listen").unwrap() + 1];
+        let port = listen.rsplit(':').next().unwrap();
+        backends.push(format!("{ip}:{port}"));
+    }
+    assert_eq!(peers, backends);
+}
