@@ -1,0 +1,152 @@
+//! The peer status page (`status_path`, `/check` by default).
+//!
+//! Three views of the same state, the peers'
+//! [`PeerHealth`](crate::health::PeerHealth) records (the state that
+//! selection and `switchyard_peer_up` read):
+//! - [`text`]: exactly lua-resty-upstream-healthcheck's `status_page()`, so
+//!   scripts written against the OpenResty balancer keep working;
+//! - [`json`]: every field of the health record, for tools;
+//! - [`html`]: a self-refreshing page for people.
+
+mod html;
+mod json;
+mod text;
+
+use crate::peer::Peer;
+use crate::upstream::Upstream;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The representations of the status page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Html,
+}
+
+impl Format {
+    /// `?format=json|html|text` decides; otherwise an `Accept` header naming
+    /// `application/json` gets JSON, one naming `text/html` (a browser) gets
+    /// HTML, and anything else (curl, scripts) the plain text.
+    pub fn negotiate(query: Option<&str>, accept: Option<&[u8]>) -> Format {
+        let asked = query.and_then(|q| {
+            q.split('&').find_map(|pair| match pair {
+                "format=json" => Some(Format::Json),
+                "format=html" => Some(Format::Html),
+                "format=text" => Some(Format::Text),
+                _ => None,
+            })
+        });
+        if let Some(format) = asked {
+            return format;
+        }
+        let accept = accept.unwrap_or_default();
+        if contains_ignore_case(accept, b"application/json") {
+            Format::Json
+        } else if contains_ignore_case(accept, b"text/html") {
+            Format::Html
+        } else {
+            Format::Text
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; charset=utf-8",
+            Format::Json => "application/json",
+            Format::Html => "text/html; charset=utf-8",
+        }
+    }
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The page for `upstreams` in `format`.
+pub fn render(upstreams: &[Arc<Upstream>], format: Format) -> Vec<u8> {
+    match format {
+        Format::Text => text::render(upstreams).into_bytes(),
+        Format::Json => json::render(upstreams),
+        Format::Html => html::render(upstreams).into_bytes(),
+    }
+}
+
+/// One peer as the JSON and HTML views show it: a consistent snapshot of
+/// its health record, formatted once.
+#[derive(Serialize)]
+struct PeerView<'a> {
+    address: &'a str,
+    backup: bool,
+    weight: u16,
+    /// "up" or "down".
+    state: &'static str,
+    /// False until the first probe has run.
+    probed: bool,
+    consecutive_successes: u32,
+    consecutive_failures: u32,
+    /// RFC 3339, UTC.
+    last_probe: Option<String>,
+    last_probe_latency_ms: Option<f64>,
+    last_error: Option<String>,
+    last_state_change: Option<String>,
+    requests: u64,
+}
+
+impl<'a> PeerView<'a> {
+    fn of(peer: &'a Peer) -> Self {
+        let record = peer.health.snapshot();
+        PeerView {
+            address: &peer.label,
+            backup: peer.backup,
+            weight: peer.weight,
+            state: if record.up { "up" } else { "down" },
+            probed: record.probed,
+            consecutive_successes: record.consecutive_successes,
+            consecutive_failures: record.consecutive_failures,
+            last_probe: record.last_probe.map(rfc3339),
+            last_probe_latency_ms: record
+                .last_probe_latency
+                .map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
+            last_error: record.last_error,
+            last_state_change: record.last_change.map(rfc3339),
+            requests: peer.requests_served(),
+        }
+    }
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_format_is_asked_for_by_query_or_accept() {
+        assert_eq!(Format::negotiate(None, None), Format::Text);
+        assert_eq!(Format::negotiate(None, Some(b"*/*")), Format::Text);
+        assert_eq!(Format::negotiate(Some("format=json"), None), Format::Json);
+        assert_eq!(
+            Format::negotiate(Some("a=1&format=json"), None),
+            Format::Json
+        );
+        assert_eq!(Format::negotiate(Some("format=jsonx"), None), Format::Text);
+        assert_eq!(Format::negotiate(Some("format=html"), None), Format::Html);
+        assert_eq!(
+            Format::negotiate(None, Some(b"Application/JSON;q=0.9")),
+            Format::Json
+        );
+        let browser = b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+        assert_eq!(Format::negotiate(None, Some(browser)), Format::Html);
+        assert_eq!(
+            Format::negotiate(Some("format=text"), Some(browser)),
+            Format::Text
+        );
+    }
+}

@@ -1,0 +1,30 @@
+//! The status page in the text format of lua-resty-upstream-healthcheck's
+//! `status_page()`, byte for byte.
+
+use crate::peer::Peer;
+use crate::upstream::Upstream;
+use std::fmt::Write;
+use std::sync::Arc;
+
+pub fn render(upstreams: &[Arc<Upstream>]) -> String {
+    let mut page = String::new();
+    for (index, upstream) in upstreams.iter().enumerate() {
+        if index > 0 {
+            page.push('\n');
+        }
+        // Writing to a String cannot fail.
+        let _ = writeln!(page, "Upstream {}", upstream.name);
+        page.push_str("    Primary Peers\n");
+        peers(&mut page, upstream.primaries());
+        page.push_str("    Backup Peers\n");
+        peers(&mut page, upstream.backups());
+    }
+    page
+}
+
+fn peers<'a>(page: &mut String, peers: impl Iterator<Item = &'a Arc<Peer>>) {
+    for peer in peers {
+        let state = if peer.health.is_up() { "up" } else { "DOWN" };
+        let _ = writeln!(page, "        {} {state}", peer.label);
+    }
+}
