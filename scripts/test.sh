@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_build_deps
-# systemd-analyze checks the unit file in conf/systemd.
-ensure_packages systemd-analyze:systemd
+# systemd-analyze checks the unit file in conf/systemd; Prometheus and
+# promtool check the monitoring files; Chromium renders the status page.
+ensure_packages systemd-analyze:systemd prometheus:prometheus promtool:prometheus chromium:chromium
 
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings

@@ -209,3 +209,64 @@ fn compose_puts_the_balancer_in_front_of_three_backends() {
     }
     assert_eq!(peers, backends);
 }
+
+#[test]
+fn compose_wires_in_prometheus_and_grafana() {
+    let compose: serde_yaml::Value = serde_yaml::from_str(&read("compose.yaml")).unwrap();
+    let services = &compose["services"];
+    let mounts = |service: &str| -> Vec<(String, String)> {
+        services[service]["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                let (source, rest) = v.as_str().unwrap().split_once(':').unwrap();
+                let target = rest.trim_end_matches(":ro");
+                (
+                    source.trim_start_matches("./").to_string(),
+                    target.to_string(),
+                )
+            })
+            .collect()
+    };
+    for (source, _) in mounts("prometheus").iter().chain(&mounts("grafana")) {
+        assert!(repo(source).exists(), "compose mounts missing {source}");
+    }
+    assert!(mounts("prometheus").contains(&("conf/prometheus".into(), "/etc/prometheus".into())));
+    assert!(mounts("grafana").contains(&(
+        "conf/grafana/provisioning".into(),
+        "/etc/grafana/provisioning".into()
+    )));
+
+    // Prometheus scrapes the compose services at the ports they serve on.
+    let prometheus: serde_yaml::Value =
+        serde_yaml::from_str(&read("conf/prometheus/prometheus.yml")).unwrap();
+    let mut targets = Vec::new();
+    for job in prometheus["scrape_configs"].as_sequence().unwrap() {
+        for config in job["static_configs"].as_sequence().unwrap() {
+            for target in config["targets"].as_sequence().unwrap() {
+                targets.push(target.as_str().unwrap().to_string());
+            }
+        }
+    }
+    let (balancer, _) = Config::load(Some(&repo("conf/compose/switchyard.yaml"))).unwrap();
+    let mut expected = vec![format!("switchyard:{}", balancer.metrics.0.port())];
+    for (name, port) in [("b1", 8001), ("b2", 8002), ("b3", 8003)] {
+        let command = format!("{:?}", services[name]["command"]);
+        assert!(
+            command.contains(&format!("0.0.0.0:{port}")),
+            "{name}: {command}"
+        );
+        expected.push(format!("{name}:{port}"));
+    }
+    assert_eq!(targets, expected);
+
+    // Grafana's data source points at the compose Prometheus.
+    let datasource = read("conf/grafana/provisioning/datasources/prometheus.yml");
+    assert!(datasource.contains("url: http://prometheus:9090"));
+    let home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+        .as_str()
+        .unwrap();
+    let file = home.strip_prefix("/var/lib/grafana/dashboards/").unwrap();
+    assert!(repo(&format!("conf/grafana/dashboards/{file}")).exists());
+}

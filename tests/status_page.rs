@@ -105,3 +105,111 @@ fn unrouted_paths_get_a_404_not_a_crash() {
     assert_eq!(body, "404 Not Found: no upstream serves this path\n");
     assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
 }
+
+/// Run headless Chromium with `args` on `url` (at most 60 s); its stdout.
+fn chromium(args: &[&str], url: &str) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium (Debian's chromium) is installed by scripts/test.sh");
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("chromium {args:?} did not finish");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_browser_gets_the_html_page_with_every_peer_and_its_state() {
+    let b1 = Backend::start("b1", 0);
+    let b2 = Backend::start("b2", 0);
+    let spare = Backend::start("spare", 0);
+    let peers = vec![
+        b1.addr.to_string(),
+        format!("{{ addr: {}, weight: 2 }}", b2.addr),
+        format!("{{ addr: {}, backup: true }}", spare.addr),
+    ];
+    let balancer = Balancer::start(&upstream_section("backend", "round_robin", &peers, 100));
+    for _ in 0..6 {
+        assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
+    }
+    b2.switch();
+    balancer.wait_for_state(b2.addr, "DOWN");
+
+    // Chromium asks with a browser's Accept header and renders the page.
+    let dom = chromium(&["--dump-dom"], &balancer.url("/check"));
+    assert!(
+        dom.contains("switchyard: peer status"),
+        "not the HTML page:\n{dom}"
+    );
+    assert!(dom.contains("Upstream backend"), "{dom}");
+    assert!(dom.contains("(2 of 3 peers up)"), "{dom}");
+    let row = |peer: std::net::SocketAddr| {
+        let start = dom
+            .find(&format!("data-peer=\"{peer}\""))
+            .unwrap_or_else(|| panic!("no row for {peer}:\n{dom}"));
+        let end = start + dom[start..].find("</tr>").unwrap();
+        dom[start..end].to_string()
+    };
+    let down = row(b2.addr);
+    assert!(down.contains("data-state=\"down\""), "{down}");
+    assert!(down.contains("<span class=\"state\">DOWN</span>"), "{down}");
+    assert!(down.contains("HTTP 500"), "last error shown: {down}");
+    assert!(
+        down.contains("<td class=\"num\">2</td>"),
+        "weight 2: {down}"
+    );
+    let up = row(b1.addr);
+    assert!(up.contains("data-state=\"up\""), "{up}");
+    assert!(up.contains("<span class=\"state\">UP</span>"), "{up}");
+    // Weights 1:2 over 6 requests: b1 served 2.
+    assert!(
+        up.ends_with("<td class=\"num\">2</td>"),
+        "requests served: {up}"
+    );
+    assert!(row(spare.addr).contains("<td>backup</td>"));
+    assert!(
+        dom.contains("http-equiv=\"refresh\""),
+        "the page refreshes itself"
+    );
+    assert!(
+        !dom.contains("http://") && !dom.contains("https://"),
+        "no external assets"
+    );
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let screenshot = dir.join("status-page.png");
+    let _ = std::fs::remove_file(&screenshot);
+    chromium(
+        &[
+            &format!("--screenshot={}", screenshot.display()),
+            "--window-size=1280,480",
+        ],
+        &balancer.url("/check"),
+    );
+    let size = std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 10_000, "no screenshot at {}", screenshot.display());
+    println!("screenshot: {}", screenshot.display());
+}

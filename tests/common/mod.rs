@@ -74,7 +74,7 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(command: &mut Command, log: PathBuf) -> Process {
+    pub fn spawn(command: &mut Command, log: PathBuf) -> Process {
         let out = fs::File::create(&log).expect("create log file");
         let err = out.try_clone().expect("clone log file");
         let child = command
