@@ -14,6 +14,11 @@
 //! down at startup never takes traffic after the first round; after that it
 //! takes `fall` consecutive failures to go DOWN and `rise` consecutive
 //! successes to come back UP.
+//!
+//! Passive health (nginx's `max_fails`, Envoy's outlier detection) feeds the
+//! same record from the request path: `max_fails` consecutive failed client
+//! requests take a peer DOWN at once, without waiting for the probe, and only
+//! the probe (`rise` successes) brings it back.
 
 use crate::config::HealthCheckConfig;
 use crate::peer::PeerTable;
@@ -22,7 +27,7 @@ use pingora_error::{Error, ErrorType, Result};
 use pingora_http::RequestHeader;
 use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck};
 use pingora_load_balancing::Backend;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -40,6 +45,8 @@ pub struct HealthRecord {
     pub last_error: Option<String>,
     /// When the peer last went UP or DOWN.
     pub last_change: Option<SystemTime>,
+    /// While DOWN: what took it down, `probe: ...` or `passive: ...`.
+    pub down_reason: Option<String>,
 }
 
 impl Default for HealthRecord {
@@ -53,6 +60,7 @@ impl Default for HealthRecord {
             last_probe_latency: None,
             last_error: None,
             last_change: None,
+            down_reason: None,
         }
     }
 }
@@ -85,6 +93,10 @@ pub struct Thresholds {
 /// record, locked only by the probe of this peer and by the status page.
 pub struct PeerHealth {
     up: AtomicBool,
+    /// Consecutive failed client requests (passive health). An atomic, so
+    /// the request path never takes the record's lock unless a peer is
+    /// about to go DOWN.
+    failed_requests: AtomicU32,
     record: Mutex<HealthRecord>,
 }
 
@@ -99,6 +111,7 @@ impl PeerHealth {
     pub fn new() -> Self {
         PeerHealth {
             up: AtomicBool::new(true),
+            failed_requests: AtomicU32::new(0),
             record: Mutex::new(HealthRecord::default()),
         }
     }
@@ -148,8 +161,15 @@ impl PeerHealth {
             _ => None,
         };
         match transition {
-            Some(Transition::WentDown) => record.up = false,
-            Some(Transition::WentUp) => record.up = true,
+            Some(Transition::WentDown) => {
+                record.up = false;
+                record.down_reason = record.last_error.as_ref().map(|e| format!("probe: {e}"));
+            }
+            Some(Transition::WentUp) => {
+                record.up = true;
+                record.down_reason = None;
+                self.failed_requests.store(0, Ordering::Relaxed);
+            }
             _ => {}
         }
         if matches!(transition, Some(Transition::WentDown | Transition::WentUp)) {
@@ -157,6 +177,43 @@ impl PeerHealth {
         }
         self.up.store(record.up, Ordering::Relaxed);
         transition
+    }
+
+    /// A client request to this peer failed (`reason`). With `max_fails`
+    /// consecutive failures (0: passive health off) an UP peer goes DOWN.
+    pub fn record_request_failure(&self, max_fails: u32, reason: &str) -> Option<Transition> {
+        if max_fails == 0 {
+            return None;
+        }
+        let failures = self.failed_requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if failures < max_fails || !self.is_up() {
+            return None;
+        }
+        let mut record = self.lock();
+        if !record.up {
+            return None; // another request got here first
+        }
+        record.up = false;
+        // The probe must see `rise` fresh successes to bring it back.
+        record.consecutive_successes = 0;
+        record.last_change = Some(SystemTime::now());
+        record.down_reason = Some(format!(
+            "passive: {failures} failed requests in a row, last: {reason}"
+        ));
+        self.up.store(false, Ordering::Relaxed);
+        self.failed_requests.store(0, Ordering::Relaxed);
+        Some(Transition::WentDown)
+    }
+
+    /// A client request to this peer succeeded: failures are no longer
+    /// consecutive.
+    #[inline]
+    pub fn record_request_success(&self) {
+        // Read first: a store would bounce the cache line between threads
+        // on every request.
+        if self.failed_requests.load(Ordering::Relaxed) != 0 {
+            self.failed_requests.store(0, Ordering::Relaxed);
+        }
     }
 }
 
@@ -300,6 +357,39 @@ mod tests {
     }
 
     #[test]
+    fn consecutive_failed_requests_take_a_peer_down_until_probes_bring_it_back() {
+        let health = PeerHealth::new();
+        health.observe(probe(true), RULES);
+        assert_eq!(health.record_request_failure(3, "refused"), None);
+        health.record_request_success();
+        assert_eq!(health.record_request_failure(3, "refused"), None);
+        assert_eq!(health.record_request_failure(3, "refused"), None);
+        assert_eq!(
+            health.record_request_failure(3, "reset"),
+            Some(Transition::WentDown)
+        );
+        assert!(!health.is_up());
+        let record = health.snapshot();
+        assert_eq!(
+            record.down_reason.as_deref(),
+            Some("passive: 3 failed requests in a row, last: reset")
+        );
+        assert_eq!(
+            health.record_request_failure(3, "reset"),
+            None,
+            "already DOWN"
+        );
+        assert_eq!(health.observe(probe(true), RULES), None);
+        assert_eq!(health.observe(probe(true), RULES), Some(Transition::WentUp));
+        assert_eq!(health.snapshot().down_reason, None);
+        assert_eq!(
+            PeerHealth::new().record_request_failure(0, "x"),
+            None,
+            "0: off"
+        );
+    }
+
+    #[test]
     fn fall_and_rise_count_consecutive_results() {
         let health = PeerHealth::new();
         health.observe(probe(true), RULES);
@@ -320,6 +410,7 @@ mod tests {
         assert!(!record.up);
         assert_eq!(record.consecutive_failures, 3);
         assert_eq!(record.last_error.as_deref(), Some("refused"));
+        assert_eq!(record.down_reason.as_deref(), Some("probe: refused"));
 
         assert_eq!(health.observe(probe(true), RULES), None);
         assert!(!health.is_up());

@@ -9,6 +9,7 @@
 //! [`health::PeerHealth`] record and metrics -> read by selection, the
 //! [`status`] page and `switchyard_peer_up` alike.
 
+pub mod admission;
 pub mod cli;
 pub mod config;
 pub mod drain;

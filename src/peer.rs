@@ -1,7 +1,7 @@
 //! A peer (one backend server of an upstream) and the table of an
 //! upstream's peers.
 
-use crate::config::PeerConfig;
+use crate::config::{PeerConfig, TimeoutsConfig};
 use crate::health::{PeerHealth, ProbeResult, Thresholds, Transition};
 use crate::metrics::PeerMetrics;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -13,6 +13,8 @@ use std::sync::Arc;
 pub struct Peer {
     /// Name of the upstream this peer belongs to.
     pub upstream: String,
+    /// Position in the upstream's [`PeerTable`].
+    pub index: usize,
     pub addr: SocketAddr,
     /// `addr` as text: the `peer` label and the status page's name for it.
     pub label: String,
@@ -26,17 +28,28 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn new(upstream: &str, config: &PeerConfig) -> Self {
+    pub fn new(
+        upstream: &str,
+        index: usize,
+        config: &PeerConfig,
+        timeouts: &TimeoutsConfig,
+    ) -> Self {
         let addr = config.addr.0;
         let label = addr.to_string();
+        let mut http_peer = HttpPeer::new(addr, false, String::new());
+        let options = &mut http_peer.options;
+        options.connection_timeout = Some(timeouts.connect.0);
+        options.read_timeout = Some(timeouts.read.0);
+        options.write_timeout = Some(timeouts.write.0);
         Peer {
             upstream: upstream.to_string(),
+            index,
             addr,
             weight: config.weight.0,
             backup: config.backup,
             health: PeerHealth::new(),
             metrics: PeerMetrics::new(upstream, &label),
-            http_peer: HttpPeer::new(addr, false, String::new()),
+            http_peer,
             label,
         }
     }
@@ -62,21 +75,15 @@ impl Peer {
         self.metrics.set_up(up);
         match transition {
             Some(Transition::WentDown) => {
-                self.metrics.count_state_change();
-                log::warn!(
-                    "upstream {}: peer {} is DOWN: {}",
-                    self.upstream,
-                    self.label,
-                    reason.as_deref().unwrap_or("probe failed")
+                self.changed(
+                    false,
+                    &format!("probe: {}", reason.as_deref().unwrap_or("failed")),
                 );
             }
             Some(Transition::WentUp) => {
-                self.metrics.count_state_change();
-                log::info!(
-                    "upstream {}: peer {} is UP after {} successful probes",
-                    self.upstream,
-                    self.label,
-                    thresholds.rise
+                self.changed(
+                    true,
+                    &format!("{} successful probes in a row", thresholds.rise),
                 );
             }
             Some(Transition::Confirmed) => {
@@ -85,6 +92,37 @@ impl Peer {
             None => {}
         }
         up
+    }
+
+    /// A client request to this peer failed (passive health).
+    pub fn record_request_failure(&self, max_fails: u32, reason: &str) {
+        if self
+            .health
+            .record_request_failure(max_fails, reason)
+            .is_some()
+        {
+            self.metrics.set_up(false);
+            let why = format!("passive: {max_fails} failed requests in a row, last: {reason}");
+            self.changed(false, &why);
+        }
+    }
+
+    /// Count and log a change of state to `up`.
+    fn changed(&self, up: bool, reason: &str) {
+        self.metrics.count_state_change();
+        if up {
+            log::info!(
+                "upstream {}: peer {} is UP: {reason}",
+                self.upstream,
+                self.label
+            );
+        } else {
+            log::warn!(
+                "upstream {}: peer {} is DOWN: {reason}",
+                self.upstream,
+                self.label
+            );
+        }
     }
 }
 

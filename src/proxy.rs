@@ -1,17 +1,21 @@
 //! The request path: Pingora's [`ProxyHttp`] for switchyard.
 //!
-//! `request_filter` answers the status page and routes the request to an
-//! upstream; `upstream_peer` picks an UP peer there (503 when none is);
-//! `upstream_request_filter` adds `X-Forwarded-For`; `logging` turns the
+//! `request_filter` admits the request ([`Admission`]), answers the status
+//! page and routes the request to an upstream; `upstream_peer` picks an UP
+//! peer there that this request has not tried yet (503 when none is up);
+//! failures feed passive health and go to another peer while the upstream's
+//! policy allows (`fail_to_connect`, `error_while_proxy`, and
+//! `upstream_response_filter` for `retry_on_status`); `logging` turns the
 //! request context into metrics. Nothing here allocates for metrics: the
 //! handles hang off the peer and the upstream, resolved at startup.
 
-use crate::config::HashKey;
+use crate::admission::Admission;
+use crate::config::{Config, HashKey};
 use crate::metrics::UpstreamErrorKind;
 use crate::peer::Peer;
 use crate::router::Router;
 use crate::status;
-use crate::upstream::Upstream;
+use crate::upstream::{TriedPeers, Upstream};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header;
@@ -22,29 +26,64 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What one request carries from filter to filter.
 pub struct RequestContext {
     started: Instant,
     upstream: Option<Arc<Upstream>>,
+    /// The peer of the current attempt.
     peer: Option<Arc<Peer>>,
     /// When the current peer was chosen; taken when its response header
     /// arrives.
     peer_chosen_at: Option<Instant>,
+    tried: TriedPeers,
+    attempts: u32,
+    /// The current peer has sent a response header: too late to retry.
+    response_started: bool,
+    /// The current peer's answer is dropped for a retry (`retry_on_status`).
+    retrying_status: bool,
+    /// The last attempt failed on a timeout: a final failure is a 504.
+    timed_out: bool,
+    body_bytes: u64,
+}
+
+impl RequestContext {
+    /// Whether the upstream's policy allows another attempt: attempts and
+    /// time left.
+    fn may_try_again(&self) -> bool {
+        self.upstream.as_ref().is_some_and(|u| {
+            self.attempts < u.policy.max_attempts
+                && self.started.elapsed() < u.policy.request_timeout
+        })
+    }
+
+    /// Passive health and metrics: the current peer failed this request.
+    fn peer_failed(&mut self, error: &Error) {
+        let kind = UpstreamErrorKind::of(error);
+        self.timed_out = is_timeout(error);
+        if let (Some(upstream), Some(peer)) = (&self.upstream, &self.peer) {
+            peer.metrics.count_error(kind);
+            peer.record_request_failure(upstream.policy.max_fails, kind.label());
+        }
+    }
 }
 
 /// The balancer.
 pub struct Balancer {
     router: Router,
     status_path: String,
+    admission: Admission,
+    keepalive_seconds: u64,
 }
 
 impl Balancer {
-    pub fn new(router: Router, status_path: String) -> Self {
+    pub fn new(router: Router, config: &Config) -> Self {
         Balancer {
             router,
-            status_path,
+            status_path: config.status_path.0.clone(),
+            admission: Admission::new(config),
+            keepalive_seconds: config.limits.keepalive_timeout.0.as_secs().max(1),
         }
     }
 
@@ -102,6 +141,13 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
+fn is_timeout(error: &Error) -> bool {
+    matches!(
+        error.etype(),
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
+    )
+}
+
 /// A short plain-text error response, `503 Service Unavailable: <detail>`;
 /// closes the client connection, as Pingora does for every error it
 /// generates.
@@ -124,12 +170,13 @@ async fn respond_plain_error(session: &mut Session, code: u16, detail: Option<&s
         .await
 }
 
-/// The status code Pingora would answer an error with (0: the client is
-/// gone, send nothing).
+/// The status to answer an error with (0: the client is gone, send
+/// nothing): a peer that timed out is a 504, any other peer failure a 502.
 fn error_status(error: &Error) -> u16 {
     match error.etype() {
         ErrorType::HTTPStatus(code) => *code,
         _ => match error.esource() {
+            ErrorSource::Upstream if is_timeout(error) => 504,
             ErrorSource::Upstream => 502,
             ErrorSource::Downstream => match error.etype() {
                 ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
@@ -150,6 +197,12 @@ impl ProxyHttp for Balancer {
             upstream: None,
             peer: None,
             peer_chosen_at: None,
+            tried: TriedPeers::default(),
+            attempts: 0,
+            response_started: false,
+            retrying_status: false,
+            timed_out: false,
+            body_bytes: 0,
         }
     }
 
@@ -158,9 +211,31 @@ impl ProxyHttp for Balancer {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> Result<bool> {
+        // While shutting down Pingora has already turned keep-alive off (the
+        // answer says `Connection: close`); leave it off then.
+        if session.as_downstream().get_keepalive().is_some() {
+            session.set_keepalive(Some(self.keepalive_seconds));
+        }
+        let client = client_ip(session);
+        if let Err(refusal) = self.admission.check(session.req_header(), client) {
+            log::info!(
+                "refused {} from {}: {} {}",
+                session.req_header().uri,
+                client.map_or_else(|| "?".to_string(), |ip| ip.to_string()),
+                refusal.status,
+                refusal.reason
+            );
+            respond_plain_error(session, refusal.status, Some(refusal.reason)).await?;
+            return Ok(true);
+        }
         let path = session.req_header().uri.path();
         if path == self.status_path {
-            self.serve_status_page(session).await?;
+            if self.admission.may_see_status(client) {
+                self.serve_status_page(session).await?;
+            } else {
+                let detail = Some("the status page is not available to you");
+                respond_plain_error(session, 403, detail).await?;
+            }
             return Ok(true);
         }
         let Some(upstream) = self.router.route(path) else {
@@ -169,7 +244,26 @@ impl ProxyHttp for Balancer {
         };
         upstream.metrics.request_started();
         ctx.upstream = Some(Arc::clone(upstream));
+        // Keep the start of the body so a failed attempt can be replayed on
+        // another peer.
+        session.enable_retry_buffering();
         Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        if let Some(chunk) = body {
+            ctx.body_bytes += chunk.len() as u64;
+            if ctx.body_bytes > self.admission.max_body_bytes() {
+                return Error::e_explain(ErrorType::HTTPStatus(413), "request body too large");
+            }
+        }
+        Ok(())
     }
 
     async fn upstream_peer(
@@ -180,12 +274,38 @@ impl ProxyHttp for Balancer {
         let Some(upstream) = ctx.upstream.as_ref() else {
             return Error::e_explain(ErrorType::InternalError, "request was not routed");
         };
+        let remaining = upstream
+            .policy
+            .request_timeout
+            .saturating_sub(ctx.started.elapsed());
+        if remaining.is_zero() {
+            return Error::e_explain(ErrorType::HTTPStatus(504), "the request ran out of time");
+        }
         let mut buffer = [0u8; 16];
         let key = hash_key(upstream.hash_key, session, &mut buffer);
-        let Some(peer) = upstream.select(key) else {
-            return Error::e_explain(ErrorType::HTTPStatus(503), "no peer is up");
+        let Some(peer) = upstream.select(key, ctx.tried) else {
+            let (code, why) = match (ctx.attempts, ctx.timed_out) {
+                (0, _) => (503, "no peer is up"),
+                (_, true) => (504, "every peer tried timed out"),
+                (_, false) => (502, "every peer tried failed"),
+            };
+            return Error::e_explain(ErrorType::HTTPStatus(code), why);
         };
-        let http_peer = peer.http_peer();
+        let mut http_peer = peer.http_peer();
+        // The request's time budget bounds every wait on the peer.
+        let options = &mut http_peer.options;
+        for limit in [
+            &mut options.connection_timeout,
+            &mut options.read_timeout,
+            &mut options.write_timeout,
+        ] {
+            if limit.is_none_or(|d: Duration| d > remaining) {
+                *limit = Some(remaining);
+            }
+        }
+        ctx.tried.add(peer.index);
+        ctx.attempts += 1;
+        ctx.response_started = false;
         ctx.peer = Some(Arc::clone(peer));
         ctx.peer_chosen_at = Some(Instant::now());
         Ok(http_peer)
@@ -214,16 +334,43 @@ impl ProxyHttp for Balancer {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestContext,
     ) -> Result<()> {
         if upstream_response.status.is_informational() {
             return Ok(());
         }
-        if let (Some(peer), Some(chosen)) = (&ctx.peer, ctx.peer_chosen_at.take()) {
+        ctx.response_started = true;
+        let (Some(upstream), Some(peer)) = (&ctx.upstream, &ctx.peer) else {
+            return Ok(());
+        };
+        if let Some(chosen) = ctx.peer_chosen_at.take() {
             peer.metrics
                 .observe_upstream_response(chosen.elapsed().as_secs_f64());
+        }
+        let status = upstream_response.status;
+        if upstream.policy.fails_on_status(status.as_u16()) {
+            peer.record_request_failure(upstream.policy.max_fails, status.as_str());
+        } else {
+            peer.health.record_request_success();
+        }
+        let retry = upstream.policy.retries_status(status.as_u16())
+            && session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated()
+            && ctx.may_try_again();
+        if retry {
+            let mut buffer = [0u8; 16];
+            let key = hash_key(upstream.hash_key, session, &mut buffer);
+            if upstream.select(key, ctx.tried).is_some() {
+                // This answer is dropped; error_while_proxy sends the
+                // request on to another peer.
+                ctx.retrying_status = true;
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(status.as_u16()),
+                    "retrying on another peer",
+                );
+            }
         }
         Ok(())
     }
@@ -233,11 +380,11 @@ impl ProxyHttp for Balancer {
         _session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut RequestContext,
-        e: Box<Error>,
+        mut e: Box<Error>,
     ) -> Box<Error> {
-        if let Some(peer) = &ctx.peer {
-            peer.metrics.count_error(UpstreamErrorKind::of(&e));
-        }
+        ctx.peer_failed(&e);
+        // Nothing of the request was sent: any method may go elsewhere.
+        e.set_retry(ctx.may_try_again());
         e
     }
 
@@ -247,20 +394,26 @@ impl ProxyHttp for Balancer {
         session: &mut Session,
         e: Box<Error>,
         ctx: &mut RequestContext,
-        client_reused: bool,
+        _client_reused: bool,
     ) -> Box<Error> {
-        if let Some(chosen) = &ctx.peer {
-            chosen.metrics.count_error(UpstreamErrorKind::of(&e));
-        }
-        // Pingora's default policy: retry only idempotent requests whose body
-        // can be replayed, and reused-connection errors only on reuse.
         let mut e = e.more_context(format!("Peer: {peer}"));
-        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
-        {
-            e.set_retry(false);
-        } else {
-            e.retry.decide_reuse(client_reused);
+        if std::mem::take(&mut ctx.retrying_status) {
+            e.set_retry(true);
+            return e;
         }
+        if e.esource() != &ErrorSource::Upstream {
+            // The client went away or sent something bad: not the peer's fault.
+            e.set_retry(false);
+            return e;
+        }
+        ctx.peer_failed(&e);
+        // Once the peer answered, for a method that must not run twice, or
+        // with a body too long to replay, the failure is final.
+        let retry = !ctx.response_started
+            && session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated()
+            && ctx.may_try_again();
+        e.set_retry(retry);
         e
     }
 

@@ -40,7 +40,7 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server> {
         upstreams.push(Arc::new(upstream));
     }
 
-    let balancer = Balancer::new(Router::new(upstreams), config.status_path.0.clone());
+    let balancer = Balancer::new(Router::new(upstreams), config);
     let app = Draining::new(pingora_proxy::http_proxy(&server.configuration, balancer));
     let mut proxy = Service::new("switchyard proxy".to_string(), app);
     proxy.add_tcp(&config.listen.0.to_string());

@@ -1,7 +1,7 @@
 //! An upstream: a named set of peers, primary and backup, each group with
 //! its Pingora load balancer, and the health-check service that probes them.
 
-use crate::config::{HashKey, UpstreamConfig};
+use crate::config::{HashKey, StatusCode, UpstreamConfig};
 use crate::health::ProbeCheck;
 use crate::metrics::UpstreamMetrics;
 use crate::peer::{Peer, PeerTable};
@@ -12,6 +12,7 @@ use pingora_load_balancing::discovery::Static;
 use pingora_load_balancing::{Backend, Backends, Extensions, HealthCheckService, HealthRegistry};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// One group of peers (the primaries, or the backups) and its selector.
 struct PeerGroup {
@@ -29,6 +30,30 @@ pub struct Upstream {
     primary: PeerGroup,
     backup: Option<PeerGroup>,
     pub metrics: UpstreamMetrics,
+    pub policy: RequestPolicy,
+}
+
+/// How requests to an upstream's peers are retried, timed and judged.
+pub struct RequestPolicy {
+    /// Attempts per request: 1 + `retries`.
+    pub max_attempts: u32,
+    pub retry_on_status: Vec<StatusCode>,
+    /// The budget of a whole request, retries included.
+    pub request_timeout: Duration,
+    /// Passive health: consecutive failures that take a peer DOWN (0: off).
+    pub max_fails: u32,
+    pub fail_on_status: Vec<StatusCode>,
+    pub fail_open: bool,
+}
+
+impl RequestPolicy {
+    pub fn retries_status(&self, status: u16) -> bool {
+        self.retry_on_status.iter().any(|s| s.0 == status)
+    }
+
+    pub fn fails_on_status(&self, status: u16) -> bool {
+        self.fail_on_status.iter().any(|s| s.0 == status)
+    }
 }
 
 impl Upstream {
@@ -39,7 +64,8 @@ impl Upstream {
             .peers
             .0
             .iter()
-            .map(|p| Arc::new(Peer::new(name, p)))
+            .enumerate()
+            .map(|(index, p)| Arc::new(Peer::new(name, index, p, &config.timeouts)))
             .collect();
         let peers = Arc::new(PeerTable::new(peers));
 
@@ -84,19 +110,44 @@ impl Upstream {
             primary,
             backup,
             metrics: UpstreamMetrics::new(name),
+            policy: RequestPolicy {
+                max_attempts: config.retries.0 + 1,
+                retry_on_status: config.retry_on_status.clone(),
+                request_timeout: config.timeouts.request.0,
+                max_fails: config.passive_health.max_fails.0,
+                fail_on_status: config.passive_health.fail_on_status.clone(),
+                fail_open: config.fail_open,
+            },
         };
         Ok((upstream, probes))
     }
 
-    /// The peer for a request with hash key `key`: an UP primary peer, else
-    /// (only while no primary is up) an UP backup peer, else none.
-    pub fn select(&self, key: &[u8]) -> Option<&Arc<Peer>> {
-        let up = |addr| self.peers.get(addr).is_some_and(|p| p.health.is_up());
+    /// The peer for a request with hash key `key`, never one in `tried` (a
+    /// bit per peer index): an UP primary peer, else (only while no primary
+    /// is up) an UP backup peer, else, with `fail_open`, any untried peer,
+    /// else none.
+    pub fn select(&self, key: &[u8], tried: TriedPeers) -> Option<&Arc<Peer>> {
+        let eligible = |addr, require_up: bool| {
+            self.peers
+                .get(addr)
+                .is_some_and(|p| !tried.contains(p.index) && (!require_up || p.health.is_up()))
+        };
+        let up = |addr| eligible(addr, true);
         let addr = self
             .primary
             .selector
             .select(key, &up)
-            .or_else(|| self.backup.as_ref()?.selector.select(key, &up))?;
+            .or_else(|| self.backup.as_ref()?.selector.select(key, &up))
+            .or_else(|| {
+                if !self.policy.fail_open {
+                    return None;
+                }
+                let any = |addr| eligible(addr, false);
+                self.primary
+                    .selector
+                    .select(key, &any)
+                    .or_else(|| self.backup.as_ref()?.selector.select(key, &any))
+            })?;
         self.peers.get(addr)
     }
 
@@ -116,5 +167,23 @@ fn backend_of(peer: &Peer) -> Backend {
         addr: PingoraAddr::Inet(peer.addr),
         weight: usize::from(peer.weight),
         ext: Extensions::new(),
+    }
+}
+
+/// The peers a request has already tried, a bit per peer index. Peers past
+/// the 64th are not remembered (they may be tried twice); upstreams that
+/// large are rare and a retry there still goes to a healthy peer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TriedPeers(u64);
+
+impl TriedPeers {
+    pub fn contains(self, index: usize) -> bool {
+        index < 64 && self.0 & (1 << index) != 0
+    }
+
+    pub fn add(&mut self, index: usize) {
+        if index < 64 {
+            self.0 |= 1 << index;
+        }
     }
 }

@@ -5,15 +5,17 @@
 //! the line. The structs here are the single source of truth for defaults;
 //! `conf/switchyard.yaml` documents each key.
 
+mod limits;
 mod scalar;
 mod server;
 mod upstream;
 
-pub use scalar::{Addr, Interval, StatusCode, Threshold, UrlPath, Weight};
+pub use limits::{allowed, DenyRule, LimitsConfig};
+pub use scalar::{Addr, Cidr, Interval, StatusCode, Threshold, UrlPath, Weight};
 pub use server::ServerSettings;
 pub use upstream::{
-    Algorithm, HashKey, HealthCheckConfig, PeerConfig, PeerList, StatusList, UpstreamConfig,
-    Upstreams,
+    Algorithm, HashKey, HealthCheckConfig, PassiveHealthConfig, PeerConfig, PeerList, StatusList,
+    TimeoutsConfig, UpstreamConfig, Upstreams,
 };
 
 use serde::Deserialize;
@@ -43,6 +45,15 @@ pub struct Config {
     /// Where the proxy listener answers with the peer status page itself.
     #[serde(default = "default_status_path")]
     pub status_path: UrlPath,
+    /// Who may see the status page (empty: everyone).
+    #[serde(default)]
+    pub status_allow: Vec<Cidr>,
+    /// Paths refused (403) to clients outside the rule's networks.
+    #[serde(default)]
+    pub deny: Vec<DenyRule>,
+    /// Bounds on client requests and connections.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// The upstreams and their peers.
     pub upstreams: Upstreams,
 }

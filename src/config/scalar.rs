@@ -166,8 +166,55 @@ ranged_integer!(
     /// A count that must be at least one (threads, pool sizes).
     PositiveCount(usize), 1..=65535, "a whole number from 1 to 65535"
 );
+ranged_integer!(
+    /// Extra attempts of a request on other peers.
+    RetryCount(u32), 0..=16, "a whole number from 0 to 16"
+);
+ranged_integer!(
+    /// Consecutive failed requests that take a peer DOWN (0: never).
+    FailCount(u32), 0..=1000, "a whole number from 0 to 1000"
+);
+ranged_integer!(
+    /// A size in bytes.
+    ByteCount(u64), 1..=1_099_511_627_776, "a number of bytes from 1 to 1 TiB"
+);
+ranged_integer!(
+    /// A number of request headers.
+    HeaderCount(usize), 1..=256, "a whole number from 1 to 256"
+);
+ranged_integer!(
+    /// A number of client connections.
+    ConnectionCount(usize), 1..=10_000_000, "a whole number from 1 to 10000000"
+);
+
+/// An IP network (`10.0.0.0/8`, `::1/128`) or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr(pub ipnet::IpNet);
+
+impl Cidr {
+    pub fn contains(&self, ip: &std::net::IpAddr) -> bool {
+        self.0.contains(ip)
+    }
+}
+
+impl CheckedScalar for Cidr {
+    const EXPECTING: &'static str = "an IP network like 10.0.0.0/8 or an address like ::1";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let text = string(value, Self::EXPECTING)?;
+        text.parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map(Cidr)
+            .map_err(|_| format!("`{text}` is not {}", Self::EXPECTING))
+    }
+}
 
 deserialize_via_check!(
+    Cidr,
+    RetryCount,
+    FailCount,
+    ByteCount,
+    HeaderCount,
+    ConnectionCount,
     Addr,
     Interval,
     UrlPath,

@@ -1,7 +1,9 @@
 //! The `upstreams:` section: named groups of peers, how to pick among them,
 //! and how to probe them.
 
-use super::scalar::{Addr, Interval, StatusCode, Threshold, UrlPath, Weight};
+use super::scalar::{
+    Addr, FailCount, Interval, RetryCount, StatusCode, Threshold, UrlPath, Weight,
+};
 use indexmap::IndexMap;
 use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
@@ -31,6 +33,72 @@ pub struct UpstreamConfig {
     /// The active HTTP probe.
     #[serde(default)]
     pub health_check: HealthCheckConfig,
+    /// Extra attempts of a failed request, each on a peer not tried yet.
+    #[serde(default = "default_retries")]
+    pub retries: RetryCount,
+    /// Statuses that send an idempotent request to another peer while
+    /// attempts remain (nginx's `proxy_next_upstream http_500 ...`).
+    #[serde(default)]
+    pub retry_on_status: Vec<StatusCode>,
+    /// Timeouts of requests to the peers.
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+    /// Taking a peer DOWN on failed client requests, between probes.
+    #[serde(default)]
+    pub passive_health: PassiveHealthConfig,
+    /// With every peer DOWN, send traffic to all of them anyway (a broken
+    /// health check must not take the site down).
+    #[serde(default)]
+    pub fail_open: bool,
+}
+
+fn default_retries() -> RetryCount {
+    RetryCount(2)
+}
+
+/// `upstreams.<name>.timeouts`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    /// Establishing a connection to a peer.
+    pub connect: Interval,
+    /// Waiting for the next bytes from a peer (response header or body).
+    pub read: Interval,
+    /// Waiting to send the next bytes to a peer.
+    pub write: Interval,
+    /// A whole client request, retries included.
+    pub request: Interval,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            connect: Interval(Duration::from_secs(1)),
+            read: Interval(Duration::from_secs(10)),
+            write: Interval(Duration::from_secs(10)),
+            request: Interval(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// `upstreams.<name>.passive_health`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PassiveHealthConfig {
+    /// Consecutive failed requests (connect errors, timeouts, resets, and
+    /// `fail_on_status` answers) that take a peer DOWN at once; 0 disables.
+    pub max_fails: FailCount,
+    /// Response statuses that count as failures.
+    pub fail_on_status: Vec<StatusCode>,
+}
+
+impl Default for PassiveHealthConfig {
+    fn default() -> Self {
+        PassiveHealthConfig {
+            max_fails: FailCount(3),
+            fail_on_status: Vec::new(),
+        }
+    }
 }
 
 fn root_path() -> UrlPath {
