@@ -294,6 +294,61 @@ impl PeerMetrics {
     }
 }
 
+/// Client connections: open now, and refused over `limits.max_connections`.
+pub struct ConnectionMetrics {
+    open: IntGauge,
+    refused: IntCounter,
+}
+
+static CONNECTIONS: LazyLock<(IntGauge, IntCounter)> = LazyLock::new(|| {
+    (
+        prometheus::register_int_gauge!(
+            "switchyard_client_connections",
+            "Client connections open now."
+        )
+        .expect("register switchyard_client_connections"),
+        prometheus::register_int_counter!(
+            "switchyard_client_connections_refused_total",
+            "Client connections closed on arrival because limits.max_connections were open."
+        )
+        .expect("register switchyard_client_connections_refused_total"),
+    )
+});
+
+impl ConnectionMetrics {
+    pub fn new() -> Self {
+        ConnectionMetrics {
+            open: CONNECTIONS.0.clone(),
+            refused: CONNECTIONS.1.clone(),
+        }
+    }
+
+    pub fn refused(&self) {
+        self.refused.inc();
+    }
+
+    /// Count a connection as open until the returned guard drops.
+    pub fn opened(&self) -> OpenConnection {
+        self.open.inc();
+        OpenConnection(self.open.clone())
+    }
+}
+
+impl Default for ConnectionMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// An open client connection, counted in `switchyard_client_connections`.
+pub struct OpenConnection(IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// The handles of one upstream that are not about a particular peer.
 pub struct UpstreamMetrics {
     request_duration: Histogram,

@@ -4,6 +4,7 @@
 
 use crate::config::Config;
 use crate::drain::Draining;
+use crate::guard::ConnectionGuard;
 use crate::proxy::Balancer;
 use crate::readiness::{Readiness, LISTENER_LIMIT};
 use crate::router::Router;
@@ -41,7 +42,11 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server> {
     }
 
     let balancer = Balancer::new(Router::new(upstreams), config);
-    let app = Draining::new(pingora_proxy::http_proxy(&server.configuration, balancer));
+    let app = ConnectionGuard::new(
+        Draining::new(pingora_proxy::http_proxy(&server.configuration, balancer)),
+        config.limits.max_connections.0,
+        config.limits.header_timeout.0,
+    );
     let mut proxy = Service::new("switchyard proxy".to_string(), app);
     proxy.add_tcp(&config.listen.0.to_string());
     // The proxy starts listening only after every upstream's first probe
