@@ -50,7 +50,7 @@ fn upstream_table(page: &mut String, upstream: &Upstream) {
          <span class=\"muted\">({up} of {total} peers up)</span></h2>\n\
          <table><thead><tr><th>Peer</th><th>Role</th><th>State</th><th>Weight</th>\
          <th>Successes</th><th>Failures</th><th>Last probe</th><th>Latency</th>\
-         <th>Last error</th><th>Requests</th></tr></thead><tbody>\n",
+         <th>Last error</th><th>Down because</th><th>Requests</th></tr></thead><tbody>\n",
         name = escape(&upstream.name),
         total = peers.len(),
     );
@@ -74,7 +74,8 @@ fn peer_row(page: &mut String, peer: &PeerView<'_>) {
          <td>{address}</td><td>{role}</td><td><span class=\"state\">{state_label}</span></td>\
          <td class=\"num\">{weight}</td><td class=\"num\">{successes}</td>\
          <td class=\"num\">{failures}</td><td>{last_probe}</td><td class=\"num\">{latency}</td>\
-         <td class=\"error\">{error}</td><td class=\"num\">{requests}</td></tr>",
+         <td class=\"error\">{error}</td><td class=\"error\">{down}</td>\
+         <td class=\"num\">{requests}</td></tr>",
         state = peer.state,
         address = escape(peer.address),
         weight = peer.weight,
@@ -82,6 +83,7 @@ fn peer_row(page: &mut String, peer: &PeerView<'_>) {
         failures = peer.consecutive_failures,
         last_probe = escape(last_probe),
         error = escape(error),
+        down = escape(peer.down_reason.as_deref().unwrap_or("")),
         requests = peer.requests,
     );
 }

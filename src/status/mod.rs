@@ -94,6 +94,8 @@ struct PeerView<'a> {
     last_probe_latency_ms: Option<f64>,
     last_error: Option<String>,
     last_state_change: Option<String>,
+    /// While DOWN: `probe: ...` or `passive: ...`.
+    down_reason: Option<String>,
     requests: u64,
 }
 
@@ -114,6 +116,7 @@ impl<'a> PeerView<'a> {
                 .map(|d| (d.as_secs_f64() * 1e6).round() / 1e3),
             last_error: record.last_error,
             last_state_change: record.last_change.map(rfc3339),
+            down_reason: record.down_reason,
             requests: peer.requests_served(),
         }
     }
