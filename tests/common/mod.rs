@@ -562,6 +562,10 @@ impl Drop for Daemon {
 pub struct LoadReport {
     pub requests: usize,
     pub errors: usize,
+    /// Requests answered with a 5xx status.
+    pub server_errors: usize,
+    /// The slowest request.
+    pub max_latency: Duration,
     /// A few of the errors, for the failure message.
     pub samples: Vec<String>,
 }
@@ -587,9 +591,17 @@ impl Load {
                     let mut report = LoadReport::default();
                     while !stop.load(Ordering::Relaxed) {
                         report.requests += 1;
-                        let failure = match request(&agent, &url) {
+                        let started = Instant::now();
+                        let outcome = request(&agent, &url);
+                        report.max_latency = report.max_latency.max(started.elapsed());
+                        let failure = match outcome {
                             Ok((200, _)) => None,
-                            Ok((status, body)) => Some(format!("{status}: {body}")),
+                            Ok((status, body)) => {
+                                if status >= 500 {
+                                    report.server_errors += 1;
+                                }
+                                Some(format!("{status}: {body}"))
+                            }
                             Err(e) => Some(e.to_string()),
                         };
                         if let Some(failure) = failure {
@@ -614,6 +626,8 @@ impl Load {
             let report = worker.join().expect("load client");
             total.requests += report.requests;
             total.errors += report.errors;
+            total.server_errors += report.server_errors;
+            total.max_latency = total.max_latency.max(report.max_latency);
             total.samples.extend(report.samples);
         }
         total
