@@ -51,9 +51,17 @@ impl Admission {
     }
 
     /// Check a request header; `Err` says how to refuse it.
-    pub fn check(&self, request: &RequestHeader, client: Option<IpAddr>) -> Result<(), Refusal> {
+    /// `had_content_length`: the header as received carried a
+    /// `Content-Length` (Pingora drops it from a request that also has
+    /// `Transfer-Encoding`, so `request` alone cannot tell).
+    pub fn check(
+        &self,
+        request: &RequestHeader,
+        had_content_length: bool,
+        client: Option<IpAddr>,
+    ) -> Result<(), Refusal> {
         self.check_size(request)?;
-        self.check_framing(request)?;
+        self.check_framing(request, had_content_length)?;
         let path = request.uri.path();
         if self.deny.iter().any(|rule| rule.denies(path, client)) {
             return Err(Refusal::new(403, "this path is not available to you"));
@@ -82,12 +90,16 @@ impl Admission {
         Ok(())
     }
 
-    fn check_framing(&self, request: &RequestHeader) -> Result<(), Refusal> {
+    fn check_framing(
+        &self,
+        request: &RequestHeader,
+        had_content_length: bool,
+    ) -> Result<(), Refusal> {
         let headers = &request.headers;
         let lengths = headers.get_all(header::CONTENT_LENGTH).iter().count();
         let codings: Vec<_> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
         if !codings.is_empty() {
-            if lengths > 0 {
+            if lengths > 0 || had_content_length {
                 return Err(Refusal::new(
                     400,
                     "Transfer-Encoding and Content-Length together",
@@ -144,8 +156,9 @@ upstreams: { b: { peers: [127.0.0.1:1] } }
 
     fn status(request: &RequestHeader) -> u16 {
         let outside: IpAddr = "203.0.113.1".parse().unwrap();
+        let had_length = request.headers.contains_key(header::CONTENT_LENGTH);
         admission()
-            .check(request, Some(outside))
+            .check(request, had_length, Some(outside))
             .err()
             .map_or(200, |r| r.status)
     }
@@ -178,6 +191,9 @@ upstreams: { b: { peers: [127.0.0.1:1] } }
         assert_eq!(status(&request("/", &twice)), 400);
         let lengths = [("content-length", "5"), ("content-length", "5")];
         assert_eq!(status(&request("/", &lengths)), 400);
+        // What Pingora leaves of a request that had both: the TE alone.
+        let chunked = request("/", &[("transfer-encoding", "chunked")]);
+        assert!(admission().check(&chunked, true, None).is_err());
         assert_eq!(status(&request("/", &[("content-length", "-1")])), 400);
     }
 

@@ -141,6 +141,21 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
+/// Whether a request with `Transfer-Encoding` arrived with a
+/// `Content-Length` too, which Pingora removes from the parsed header. Only
+/// such (rare) requests pay for a look at the raw header.
+fn had_content_length(session: &Session) -> bool {
+    let request = session.req_header();
+    if !request.headers.contains_key(header::TRANSFER_ENCODING) {
+        return request.headers.contains_key(header::CONTENT_LENGTH);
+    }
+    session.as_downstream().as_http1().is_some_and(|h1| {
+        h1.get_headers_raw_bytes()
+            .split(|b| *b == b'\n')
+            .any(|line| line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
+    })
+}
+
 fn is_timeout(error: &Error) -> bool {
     matches!(
         error.etype(),
@@ -217,7 +232,11 @@ impl ProxyHttp for Balancer {
             session.set_keepalive(Some(self.keepalive_seconds));
         }
         let client = client_ip(session);
-        if let Err(refusal) = self.admission.check(session.req_header(), client) {
+        let had_content_length = had_content_length(session);
+        if let Err(refusal) = self
+            .admission
+            .check(session.req_header(), had_content_length, client)
+        {
             log::info!(
                 "refused {} from {}: {} {}",
                 session.req_header().uri,
