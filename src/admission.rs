@@ -211,7 +211,7 @@ upstreams: { b: { peers: [127.0.0.1:1] } }
         assert_eq!(status(&request("/api/switch", &[])), 403);
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         assert!(admission()
-            .check(&request("/api/switch", &[]), Some(local))
+            .check(&request("/api/switch", &[]), false, Some(local))
             .is_ok());
         assert!(
             admission().may_see_status(None),
