@@ -1,0 +1,154 @@
+//! Property tests, bounded so the suite stays fast: the config loader and
+//! the request path take arbitrary input without panicking.
+
+mod common;
+
+use common::{upstream_section, Backend, Balancer};
+use proptest::prelude::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+use switchyard::config::Config;
+
+const SAMPLE: &str = "server: { threads: 2, grace_period_seconds: 1 }
+listen: 127.0.0.1:18080
+metrics: 127.0.0.1:16192
+limits: { max_body_bytes: 1000, header_timeout: 2s }
+deny: [{ path_prefix: /api/switch, allow: [127.0.0.0/8] }]
+upstreams:
+  backend:
+    algorithm: consistent_hash
+    peers:
+      - 127.0.0.1:8001
+      - { addr: 127.0.0.1:8002, weight: 2, backup: true }
+    retry_on_status: [502]
+    timeouts: { connect: 1s, read: 2s }
+    health_check: { path: /api/status, interval: 1s, expected_status: [200] }
+";
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn the_config_loader_never_panics_on_arbitrary_text(text in "\\PC{0,400}") {
+        let _ = Config::parse(&text, "fuzz.yaml");
+    }
+
+    #[test]
+    fn the_config_loader_never_panics_on_mutated_configs(
+        at in 0usize..SAMPLE.len(),
+        cut in 0usize..40,
+        insert in "[ -~\\n]{0,20}",
+    ) {
+        let mut text = SAMPLE.to_string();
+        let start = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        let end = (start + cut).min(text.len());
+        let end = (end..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+        text.replace_range(start..end, &insert);
+        match Config::parse(&text, "fuzz.yaml") {
+            Ok(_) => {}
+            Err(e) => prop_assert!(e.to_string().starts_with("fuzz.yaml: ")),
+        }
+    }
+}
+
+/// A request made of arbitrary, often broken, parts.
+fn raw_request() -> impl Strategy<Value = Vec<u8>> {
+    let method = prop_oneof![
+        Just("GET".to_string()),
+        Just("POST".to_string()),
+        Just("HEAD".to_string()),
+        Just("CONNECT".to_string()),
+        "[A-Z]{1,8}",
+        "\\PC{0,6}",
+    ];
+    let path = prop_oneof![
+        Just("/api/data".to_string()),
+        Just("/check".to_string()),
+        Just("/api/switch".to_string()),
+        "/[ -~]{0,30}",
+        "\\PC{0,20}",
+    ];
+    let version = prop_oneof![
+        Just("HTTP/1.1"),
+        Just("HTTP/1.0"),
+        Just("HTTP/2.0"),
+        Just("HTTP/1")
+    ];
+    let header = prop_oneof![
+        Just("Host: x".to_string()),
+        Just("Transfer-Encoding: chunked".to_string()),
+        Just("Content-Length: 5".to_string()),
+        Just("Content-Length: 99999999999999999999".to_string()),
+        Just("Expect: 100-continue".to_string()),
+        "[A-Za-z-]{1,12}: [ -~]{0,40}",
+        "[ -~]{0,30}",
+    ];
+    let body = proptest::collection::vec(any::<u8>(), 0..64);
+    (
+        method,
+        path,
+        version,
+        proptest::collection::vec(header, 0..8),
+        body,
+    )
+        .prop_map(|(method, path, version, headers, body)| {
+            let mut raw = format!("{method} {path} {version}\r\n").into_bytes();
+            for header in headers {
+                raw.extend_from_slice(header.as_bytes());
+                raw.extend_from_slice(b"\r\n");
+            }
+            raw.extend_from_slice(b"\r\n");
+            raw.extend_from_slice(&body);
+            raw
+        })
+}
+
+#[test]
+fn the_request_path_answers_arbitrary_requests_without_falling_over() {
+    let backend = Backend::start("b1", 0);
+    let balancer = Balancer::start_with(
+        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
+        // The switch would turn the backend off and spoil the check at the end.
+        "limits: { header_timeout: 1s }\ndeny: [{ path_prefix: /api/switch }]\n",
+    );
+    let listen = balancer.listen;
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(150));
+    runner
+        .run(&raw_request(), |raw| {
+            let mut stream = TcpStream::connect(listen).expect("the balancer accepts");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(3)))
+                .unwrap();
+            let _ = stream.write_all(&raw);
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+            // Either an HTTP answer with a status, or a closed connection.
+            if !answer.is_empty() {
+                let line = String::from_utf8_lossy(&answer[..answer.len().min(12)]).into_owned();
+                prop_assert!(
+                    line.starts_with("HTTP/1.1 ") || line.starts_with("HTTP/1.0 "),
+                    "{line:?} for {:?}",
+                    String::from_utf8_lossy(&raw)
+                );
+            }
+            Ok(())
+        })
+        .unwrap();
+    // Still alive and serving.
+    assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
+    assert!(common::alive(balancer.process.pid()));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn the_status_page_negotiation_takes_any_query_and_accept(
+        query in proptest::option::of("\\PC{0,40}"),
+        accept in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..60)),
+    ) {
+        let _ = switchyard::status::Format::negotiate(query.as_deref(), accept.as_deref());
+    }
+}
