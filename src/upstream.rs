@@ -127,26 +127,28 @@ impl Upstream {
     /// is up) an UP backup peer, else, with `fail_open`, any untried peer,
     /// else none.
     pub fn select(&self, key: &[u8], tried: TriedPeers) -> Option<&Arc<Peer>> {
-        let eligible = |addr, require_up: bool| {
-            self.peers
-                .get(addr)
-                .is_some_and(|p| !tried.contains(p.index) && (!require_up || p.health.is_up()))
+        let untried = |p: &Peer| !tried.contains(p.index);
+        let choose = |backup: bool, require_up: bool| {
+            let group = if backup {
+                self.backup.as_ref()?
+            } else {
+                &self.primary
+            };
+            // A scan of the group first: without an eligible peer, the
+            // selector would walk its whole step budget to find none.
+            let eligible =
+                |p: &Peer| p.backup == backup && untried(p) && (!require_up || p.health.is_up());
+            if !self.peers.iter().any(|p| eligible(p)) {
+                return None;
+            }
+            let accept = |addr| self.peers.get(addr).is_some_and(|p| eligible(p));
+            group.selector.select(key, &accept)
         };
-        let up = |addr| eligible(addr, true);
-        let addr = self
-            .primary
-            .selector
-            .select(key, &up)
-            .or_else(|| self.backup.as_ref()?.selector.select(key, &up))
+        let addr = choose(false, true)
+            .or_else(|| choose(true, true))
             .or_else(|| {
-                if !self.policy.fail_open {
-                    return None;
-                }
-                let any = |addr| eligible(addr, false);
-                self.primary
-                    .selector
-                    .select(key, &any)
-                    .or_else(|| self.backup.as_ref()?.selector.select(key, &any))
+                let fail_open = self.policy.fail_open;
+                fail_open.then(|| choose(false, false).or_else(|| choose(true, false)))?
             })?;
         self.peers.get(addr)
     }

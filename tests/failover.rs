@@ -190,3 +190,31 @@ fn with_every_backend_gone_the_answer_is_a_fast_503_and_recovery_needs_no_restar
     assert_eq!(up.errors, 0, "{:?}", up.samples);
     assert!(up.requests > 50);
 }
+
+#[test]
+fn fail_open_keeps_serving_when_the_health_check_itself_is_broken() {
+    let backends = backends();
+    let peers: Vec<String> = backends.iter().map(|b| b.addr.to_string()).collect();
+    // The probe asks for a path the backends do not have: every peer DOWN.
+    let broken_probe = |fail_open: bool| {
+        format!(
+            "  backend:\n    peers: [{}]\n    fail_open: {fail_open}\n    health_check: {{ path: /no-such-path, interval: 200ms }}\n",
+            peers.join(", ")
+        )
+    };
+    let closed = Balancer::start(&broken_probe(false));
+    let open = Balancer::start(&broken_probe(true));
+    for backend in &backends {
+        closed.wait_for_state(backend.addr, "DOWN");
+        open.wait_for_state(backend.addr, "DOWN");
+    }
+    assert_eq!(common::get(&closed.url("/api/data")).0, 503);
+    let seen = common::Client::new().data_backends(&open, 30);
+    for name in ["b1", "b2", "b3"] {
+        assert_eq!(
+            common::count(&seen, name),
+            10,
+            "fail_open spreads over all peers: {seen:?}"
+        );
+    }
+}
