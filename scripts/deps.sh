@@ -15,8 +15,20 @@ ensure_packages() {
         return 1
     fi
     echo "installing ${missing[*]} ..." >&2
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Packages like nginx and prometheus start their service on install; we
+    # only want the programs. policy-rc.d tells Debian not to start anything.
+    local no_start=/usr/sbin/policy-rc.d created=""
+    if [ ! -e "$no_start" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$no_start" >/dev/null
+        "${sudo[@]}" chmod +x "$no_start"
+        created=1
+    fi
+    local status=0
+    "${sudo[@]}" apt-get update -qq || status=$?
+    [ "$status" -ne 0 ] || DEBIAN_FRONTEND=noninteractive "${sudo[@]}" \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+    [ -z "$created" ] || "${sudo[@]}" rm -f "$no_start"
+    return "$status"
 }
 
 # What building Pingora needs: cmake and a C/C++ toolchain for zlib-ng.

@@ -1,0 +1,406 @@
+#!/usr/bin/env python3
+"""switchyard vs nginx vs HAProxy, side by side on one machine.
+
+Every balancer fronts the same three backends (one nginx serving a small
+fixed response on three ports), round robin, keep-alive to the backends, no
+access log, the same number of workers. wrk drives each in turn, A B C A B C,
+so that machine drift hits all alike; the backends are also measured directly
+(the ceiling of this setup). Per balancer: requests/s, p50, p99 and CPU time
+per request (from /proc/<pid>/stat of the balancer's processes), medians over
+the rounds, and ratios to nginx. Also: latency added at one connection, RSS
+with 10,000 idle keep-alive clients, and /api/data of the demo backend
+(200 ms) at high concurrency.
+
+Results go to bench/results.md and bench/results.png. Everything listens on
+127.0.0.1; every process started here is stopped at the end.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SWITCHYARD = ROOT / "target/release/switchyard"
+DEMO_BACKEND = ROOT / "target/release/examples/backend"
+TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, limit=15.0):
+    deadline = time.time() + limit
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+
+
+class Processes:
+    """Every process started here, stopped at the end."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.procs = []
+
+    def start(self, name, argv):
+        log = open(self.workdir / f"{name}.log", "w")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self):
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def pids_of(root_pid):
+    """The process and its children (nginx's workers)."""
+    pids = [root_pid]
+    children = Path(f"/proc/{root_pid}/task/{root_pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    return pids
+
+
+def cpu_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+def seconds(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def wrk(port, connections, duration, path="/", threads=1):
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
+         f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    result = {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+        "p50": seconds(re.search(r"\s50%\s+(\S+)", out).group(1)),
+        "p99": seconds(re.search(r"\s99%\s+(\S+)", out).group(1)),
+    }
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    result["errors"] = (int(errors.group(1)) if errors else 0)
+    result["socket_errors"] = socket_errors.group(1) if socket_errors else ""
+    return result
+
+
+def nginx_backend_conf(workdir, ports):
+    servers = "\n".join(
+        f"    server {{ listen 127.0.0.1:{p} reuseport; location / {{ return 200 \"ok\\n\"; }} }}"
+        for p in ports
+    )
+    return f"""worker_processes 1;
+daemon off;
+pid {workdir}/backend-nginx.pid;
+error_log {workdir}/backend-nginx.err warn;
+events {{ worker_connections 20000; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+{servers}
+}}
+"""
+
+
+def nginx_balancer_conf(workdir, port, backends, workers):
+    upstream = "\n".join(f"        server 127.0.0.1:{p};" for p in backends)
+    return f"""worker_processes {workers};
+worker_rlimit_nofile 40000;
+daemon off;
+pid {workdir}/nginx.pid;
+error_log {workdir}/nginx.err warn;
+events {{ worker_connections 20000; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    upstream backends {{
+{upstream}
+        keepalive 128;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backends;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
+
+def haproxy_conf(port, backends, workers):
+    servers = "\n".join(f"    server b{i} 127.0.0.1:{p} check inter 1s" for i, p in enumerate(backends))
+    return f"""global
+    nbthread {workers}
+    maxconn 40000
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+frontend fe
+    bind 127.0.0.1:{port}
+    default_backend be
+backend be
+    balance roundrobin
+    http-reuse always
+{servers}
+"""
+
+
+def switchyard_conf(workdir, port, metrics, backends, workers, check_path):
+    peers = ", ".join(f"127.0.0.1:{p}" for p in backends)
+    return f"""server:
+  threads: {workers}
+  pid_file: {workdir}/switchyard.pid
+  upgrade_sock: {workdir}/switchyard.sock
+  grace_period_seconds: 0
+  graceful_shutdown_timeout_seconds: 1
+listen: 127.0.0.1:{port}
+metrics: 127.0.0.1:{metrics}
+limits: {{ max_connections: 40000 }}
+upstreams:
+  backend:
+    peers: [{peers}]
+    health_check: {{ path: {check_path}, interval: 1s }}
+"""
+
+
+def start_balancers(procs, workdir, tag, backends, workers, check_path):
+    """nginx, HAProxy and switchyard over `backends`: name -> (port, pid)."""
+    started = {}
+    port = free_port()
+    conf = workdir / f"nginx-{tag}.conf"
+    conf.write_text(nginx_balancer_conf(workdir / tag, port, backends, workers))
+    (workdir / tag).mkdir(exist_ok=True)
+    started["nginx"] = (port, procs.start(f"nginx-{tag}", ["nginx", "-c", str(conf), "-e", str(workdir / tag / "nginx.err")]))
+    port = free_port()
+    conf = workdir / f"haproxy-{tag}.cfg"
+    conf.write_text(haproxy_conf(port, backends, workers))
+    started["haproxy"] = (port, procs.start(f"haproxy-{tag}", ["haproxy", "-f", str(conf)]))
+    port = free_port()
+    conf = workdir / f"switchyard-{tag}.yaml"
+    conf.write_text(switchyard_conf(workdir / tag, port, free_port(), backends, workers, check_path))
+    started["switchyard"] = (port, procs.start(f"switchyard-{tag}", [str(SWITCHYARD), "-c", str(conf)]))
+    for name, (port, _) in started.items():
+        wait_port(port)
+    time.sleep(1.5)  # first health-check rounds
+    return {name: (port, proc.pid) for name, (port, proc) in started.items()}
+
+
+def idle_clients_rss(port, pids, count):
+    """RSS of `pids` with `count` idle keep-alive clients, each after one request."""
+    sockets = []
+    request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    try:
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(request)
+            sockets.append(s)
+        for s in sockets:
+            s.settimeout(10)
+            s.recv(4096)
+        time.sleep(1)
+        return rss_kib(pids)
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def median(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=1, help="workers/threads of every balancer")
+    parser.add_argument("--idle", type=int, default=10000, help="idle keep-alive clients for the RSS figure")
+    parser.add_argument("--data-connections", type=int, default=2000)
+    parser.add_argument("--smoke", action="store_true", help="one short round of everything, results not written")
+    args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.duration, args.idle, args.data_connections = 1, 1, 200, 200
+
+    workdir = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
+    procs = Processes(workdir)
+    try:
+        backend_ports = [free_port() for _ in range(3)]
+        (workdir / "backend-nginx.conf").write_text(nginx_backend_conf(workdir, backend_ports))
+        procs.start("backend-nginx", ["nginx", "-c", str(workdir / "backend-nginx.conf"), "-e", str(workdir / "backend-nginx.err")])
+        for p in backend_ports:
+            wait_port(p)
+        balancers = start_balancers(procs, workdir, "fixed", backend_ports, args.workers, "/")
+        names = list(balancers)
+
+        print(f"# {args.rounds} rounds x {args.duration}s, {args.connections} connections, {args.workers} worker(s)")
+        rows = {name: [] for name in names + ["direct"]}
+        for round_no in range(args.rounds):
+            for name in names + ["direct"]:
+                if name == "direct":
+                    port, pids = backend_ports[0], None
+                else:
+                    port, pid = balancers[name]
+                    pids = pids_of(pid)
+                before = cpu_ticks(pids) if pids else 0
+                result = wrk(port, args.connections, args.duration)
+                used = (cpu_ticks(pids) - before) if pids else 0
+                result["cpu_us"] = used * TICK_US / max(result["requests"], 1)
+                rows[name].append(result)
+                print(f"round {round_no + 1} {name:10} {result['rps']:10.0f} req/s  p50 {result['p50']*1e3:6.2f} ms"
+                      f"  p99 {result['p99']*1e3:6.2f} ms  cpu {result['cpu_us']:6.1f} us/req"
+                      f"  errors {result['errors']} {result['socket_errors']}", flush=True)
+
+        summary = {name: {k: median(rs, k) for k in ("rps", "p50", "p99", "cpu_us")} for name, rs in rows.items()}
+
+        low = {}
+        for name in names + ["direct"]:
+            port = backend_ports[0] if name == "direct" else balancers[name][0]
+            low[name] = wrk(port, 1, max(2, args.duration // 2))["p50"]
+
+        rss = {}
+        for name in names:
+            port, pid = balancers[name]
+            rss[name] = idle_clients_rss(port, pids_of(pid), args.idle)
+
+        # /api/data of the demo backend (200 ms) at high concurrency.
+        data_ports = [free_port() for _ in range(3)]
+        for i, p in enumerate(data_ports):
+            procs.start(f"demo-backend-{i}", [str(DEMO_BACKEND), "--listen", f"127.0.0.1:{p}", "--name", f"b{i + 1}", "--threads", "1"])
+        for p in data_ports:
+            wait_port(p)
+        data_balancers = start_balancers(procs, workdir, "data", data_ports, args.workers, "/api/status")
+        data = {}
+        for name in list(data_balancers) + ["direct"]:
+            port = data_ports[0] if name == "direct" else data_balancers[name][0]
+            data[name] = wrk(port, args.data_connections, max(3, args.duration), "/api/data", threads=2)
+            print(f"/api/data {name:10} {data[name]['rps']:8.0f} req/s p99 {data[name]['p99']*1e3:7.1f} ms errors {data[name]['errors']} {data[name]['socket_errors']}", flush=True)
+    finally:
+        procs.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    if args.smoke:
+        print("smoke run: ok")
+        return
+    write_results(args, summary, low, rss, data)
+
+
+def write_results(args, summary, low, rss, data):
+    nginx = summary["nginx"]
+    lines = [
+        "# switchyard vs nginx vs HAProxy",
+        "",
+        f"Measured by `./bench/run.sh` on {time.strftime('%Y-%m-%d')}, this machine ({os.cpu_count()} cores), all on 127.0.0.1: "
+        f"{args.rounds} rounds of {args.duration} s per balancer, alternating, wrk with {args.connections} keep-alive connections, "
+        f"{args.workers} worker(s) per balancer, three backends (one nginx, fixed 3-byte response). Medians over rounds; "
+        "ratios are to nginx (for p99 and CPU, lower is better).",
+        "",
+        "| balancer | requests/s | x nginx | p50 ms | p99 ms | x nginx | CPU us/request | x nginx |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in summary.items():
+        cpu = f"{s['cpu_us']:.1f}" if name != "direct" else "-"
+        cpu_ratio = f"{s['cpu_us'] / nginx['cpu_us']:.2f}" if name != "direct" else "-"
+        lines.append(
+            f"| {name} | {s['rps']:.0f} | {s['rps'] / nginx['rps']:.2f} | {s['p50']*1e3:.2f} | {s['p99']*1e3:.2f} | "
+            f"{s['p99'] / nginx['p99']:.2f} | {cpu} | {cpu_ratio} |"
+        )
+    lines += [
+        "",
+        "`direct` is wrk against one backend port without a balancer: the ceiling of this setup.",
+        "",
+        "## Latency added at low load (1 connection, p50)",
+        "",
+        "| balancer | p50 ms | added vs direct ms |",
+        "|---|---:|---:|",
+    ]
+    for name, p50 in low.items():
+        lines.append(f"| {name} | {p50*1e3:.3f} | {(p50 - low['direct'])*1e3:.3f} |")
+    lines += ["", f"## Memory with {args.idle} idle keep-alive client connections", "", "| balancer | RSS MiB |", "|---|---:|"]
+    for name, kib in rss.items():
+        lines.append(f"| {name} | {kib / 1024:.1f} |")
+    lines += [
+        "",
+        f"## /api/data of the demo backend (200 ms) with {args.data_connections} connections",
+        "",
+        "| balancer | requests/s | p99 ms | errors |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, d in data.items():
+        lines.append(f"| {name} | {d['rps']:.0f} | {d['p99']*1e3:.1f} | {d['errors']} {d['socket_errors']} |")
+    (ROOT / "bench/results.md").write_text("\n".join(lines) + "\n")
+    plot(summary)
+    print("\n".join(lines))
+
+
+def plot(summary):
+    names = [n for n in summary if n != "direct"]
+    data = ROOT / "bench/.results.dat"
+    data.write_text("".join(
+        f"{n} {summary[n]['rps'] / summary['nginx']['rps']:.3f} {summary['nginx']['p99'] / summary[n]['p99']:.3f} "
+        f"{summary['nginx']['cpu_us'] / summary[n]['cpu_us']:.3f}\n" for n in names))
+    script = f"""set terminal pngcairo size 900,500
+set output '{ROOT / "bench/results.png"}'
+set title 'Relative to nginx (higher is better)'
+set style data histogram
+set style histogram cluster gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set yrange [0:*]
+set grid ytics
+set key top right
+plot '{data}' using 2:xtic(1) title 'requests/s', '' using 3 title '1/p99', '' using 4 title '1/(CPU per request)'
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    data.unlink()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

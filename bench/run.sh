@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The side-by-side benchmark: switchyard, nginx and HAProxy as balancers over
+# the same backends, on this machine, in alternating rounds.
+#   ./bench/run.sh              full run (several minutes); writes bench/results.md and .png
+#   ./bench/run.sh --smoke      a few seconds, to check it still works
+# Other flags: see `python3 bench/bench.py --help`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+ensure_build_deps
+ensure_packages nginx:nginx haproxy:haproxy wrk:wrk gnuplot:gnuplot-nox
+./scripts/build.sh
+exec python3 bench/bench.py "$@"
