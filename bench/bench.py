@@ -148,11 +148,11 @@ http {{
 def nginx_balancer_conf(workdir, port, backends, workers):
     upstream = "\n".join(f"        server 127.0.0.1:{p};" for p in backends)
     return f"""worker_processes {workers};
-worker_rlimit_nofile 40000;
+worker_rlimit_nofile 19000;
 daemon off;
 pid {workdir}/nginx.pid;
 error_log {workdir}/nginx.err warn;
-events {{ worker_connections 20000; }}
+events {{ worker_connections 19000; }}
 http {{
     access_log off;
     keepalive_requests 1000000;
@@ -176,7 +176,9 @@ def haproxy_conf(port, backends, workers):
     servers = "\n".join(f"    server b{i} 127.0.0.1:{p} check inter 1s" for i, p in enumerate(backends))
     return f"""global
     nbthread {workers}
-    maxconn 40000
+    # 2 file descriptors per connection must fit the machine's hard limit
+    # (20000 here): maxconn 9990 is the most HAProxy accepts.
+    maxconn 9990
 defaults
     mode http
     timeout connect 1s
@@ -203,7 +205,7 @@ def switchyard_conf(workdir, port, metrics, backends, workers, check_path):
   graceful_shutdown_timeout_seconds: 1
 listen: 127.0.0.1:{port}
 metrics: 127.0.0.1:{metrics}
-limits: {{ max_connections: 40000 }}
+limits: {{ max_connections: 19000 }}
 upstreams:
   backend:
     peers: [{peers}]
@@ -262,7 +264,9 @@ def main():
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1, help="workers/threads of every balancer")
-    parser.add_argument("--idle", type=int, default=10000, help="idle keep-alive clients for the RSS figure")
+    parser.add_argument("--idle", type=int, default=9000,
+                        help="idle keep-alive clients for the RSS figure (HAProxy's maxconn is capped at 9990 "
+                             "by this machine's 20000 file descriptor hard limit)")
     parser.add_argument("--data-connections", type=int, default=2000)
     parser.add_argument("--smoke", action="store_true", help="one short round of everything, results not written")
     args = parser.parse_args()
@@ -322,6 +326,12 @@ def main():
             port = data_ports[0] if name == "direct" else data_balancers[name][0]
             data[name] = wrk(port, args.data_connections, max(3, args.duration), "/api/data", threads=2)
             print(f"/api/data {name:10} {data[name]['rps']:8.0f} req/s p99 {data[name]['p99']*1e3:7.1f} ms errors {data[name]['errors']} {data[name]['socket_errors']}", flush=True)
+    except Exception:
+        for log in sorted(workdir.glob("*.log")) + sorted(workdir.glob("**/*.err")):
+            text = log.read_text(errors="replace").strip()
+            if text:
+                print(f"--- {log.name}:\n{text[-2000:]}", file=sys.stderr)
+        raise
     finally:
         procs.stop()
         shutil.rmtree(workdir, ignore_errors=True)
