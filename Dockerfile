@@ -19,7 +19,7 @@ FROM debian:bookworm-slim
 RUN useradd --system --no-create-home --shell /usr/sbin/nologin switchyard \
     && mkdir -p /etc/switchyard /run/switchyard \
     && chown switchyard:switchyard /run/switchyard
-COPY --from=build /src/target/release/switchyard /usr/local/bin/switchyard
+COPY --from=build /src/target/dist/switchyard /usr/local/bin/switchyard
 COPY --from=build /src/target/release/examples/backend /usr/local/bin/switchyard-demo-backend
 COPY conf/switchyard.yaml /etc/switchyard/switchyard.yaml
 USER switchyard

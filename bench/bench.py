@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SWITCHYARD = ROOT / "target/release/switchyard"
+SWITCHYARD = Path(os.environ.get("SWITCHYARD_BIN", ROOT / "target/dist/switchyard"))
 DEMO_BACKEND = ROOT / "target/release/examples/backend"
 TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
 

@@ -36,7 +36,7 @@ for i in 1 2 3; do
     target/release/examples/backend --listen "127.0.0.1:800$i" --name "b$i" &
     pids+=($!)
 done
-target/release/switchyard "$@" &
+target/dist/switchyard "$@" &
 pids+=($!)
 
 for _ in $(seq 100); do

@@ -98,17 +98,15 @@ fn the_dockerfile_builds_with_the_tested_build_and_exposes_the_default_ports() {
     let stages = lines.iter().filter(|l| l.starts_with("FROM ")).count();
     assert_eq!(stages, 2, "a build stage and a runtime stage");
     assert!(lines.contains(&"RUN ./scripts/build.sh"));
-    assert!(read("scripts/build.sh")
-        .contains("cargo build --release --locked --bin switchyard --example backend"));
+    let build = read("scripts/build.sh");
+    assert!(build.contains("cargo build --profile dist --locked --bin switchyard"));
+    assert!(build.contains("cargo build --release --locked --example backend"));
     assert!(lines
         .iter()
         .any(|l| l.contains("install") && l.contains("cmake")));
 
     // What the runtime stage copies from the build stage is what the build makes.
-    for artifact in [
-        "target/release/switchyard",
-        "target/release/examples/backend",
-    ] {
+    for artifact in ["target/dist/switchyard", "target/release/examples/backend"] {
         let copy = format!("COPY --from=build /src/{artifact} ");
         assert!(
             lines.iter().any(|l| l.starts_with(&copy)),
