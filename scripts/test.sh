@@ -8,6 +8,8 @@ ensure_build_deps
 # systemd-analyze checks the unit file in conf/systemd; Prometheus and
 # promtool check the monitoring files; Chromium renders the status page.
 ensure_packages systemd-analyze:systemd prometheus:prometheus promtool:prometheus chromium:chromium
+# The benchmark's smoke run needs its peers and tools.
+ensure_packages nginx:nginx haproxy:haproxy wrk:wrk gnuplot:gnuplot-nox
 
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
@@ -15,4 +17,10 @@ cargo clippy --release --all-targets -- -D warnings
 ./scripts/build.sh
 # Release, like the demo: one build of Pingora serves both. `cargo test`
 # also builds the demo backend (an example) that the tests start.
-cargo test --release
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+cargo test --release 2>&1 | tee "$results"
+# The benchmark still runs (a few seconds; no thresholds: it is not a test).
+python3 bench/bench.py --smoke
+# One closing line for the whole suite.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$results"

@@ -1,17 +1,19 @@
 //! The `switchyard` binary: command line -> config -> Pingora server -> run.
 
 use clap::Parser;
-use mimalloc::MiMalloc;
 use std::process::ExitCode;
 use switchyard::cli::{Action, Cli};
 use switchyard::config::Config;
 use switchyard::preflight::{self, Start};
 use switchyard::upgrade;
+use tikv_jemallocator::Jemalloc;
 
-/// mimalloc: per-thread free lists suit Pingora's many short-lived request
-/// allocations better than glibc's malloc (see bench/results.md).
+/// jemalloc: faster than glibc's malloc for Pingora's many short-lived
+/// request allocations, and, unlike mimalloc (as fast), it keeps idle
+/// connections cheap: 3,000 idle clients cost 14 MiB of RSS against 142 MiB
+/// with glibc and 285 MiB with mimalloc (see bench/results.md).
 #[global_allocator]
-static ALLOCATOR: MiMalloc = MiMalloc;
+static ALLOCATOR: Jemalloc = Jemalloc;
 
 fn main() -> ExitCode {
     // switchyard logs every peer state change itself, with the reason;
