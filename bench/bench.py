@@ -236,9 +236,11 @@ def start_balancers(procs, workdir, tag, backends, workers, check_path):
 
 
 def idle_clients_rss(port, pids, count):
-    """RSS of `pids` with `count` idle keep-alive clients, each after one request."""
+    """RSS of `pids` before, and with, `count` idle keep-alive clients that
+    each made one request."""
     sockets = []
     request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    before = rss_kib(pids)
     try:
         for _ in range(count):
             s = socket.create_connection(("127.0.0.1", port))
@@ -248,7 +250,7 @@ def idle_clients_rss(port, pids, count):
             s.settimeout(10)
             s.recv(4096)
         time.sleep(1)
-        return rss_kib(pids)
+        return before, rss_kib(pids)
     finally:
         for s in sockets:
             s.close()
@@ -373,9 +375,17 @@ def write_results(args, summary, low, rss, data):
     ]
     for name, p50 in low.items():
         lines.append(f"| {name} | {p50*1e3:.3f} | {(p50 - low['direct'])*1e3:.3f} |")
-    lines += ["", f"## Memory with {args.idle} idle keep-alive client connections", "", "| balancer | RSS MiB |", "|---|---:|"]
-    for name, kib in rss.items():
-        lines.append(f"| {name} | {kib / 1024:.1f} |")
+    lines += [
+        "",
+        f"## Memory with {args.idle} idle keep-alive client connections",
+        "",
+        "RSS of the balancer's processes just before opening the connections (after the runs above) and with them open.",
+        "",
+        "| balancer | RSS before MiB | RSS with them MiB | KiB per connection |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, (before, after) in rss.items():
+        lines.append(f"| {name} | {before / 1024:.1f} | {after / 1024:.1f} | {(after - before) / args.idle:.1f} |")
     lines += [
         "",
         f"## /api/data of the demo backend (200 ms) with {args.data_connections} connections",
