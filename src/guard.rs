@@ -120,8 +120,7 @@ impl AsyncRead for HeaderDeadline {
         let before = buf.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
         if this.deadline.is_some() && matches!(result, Poll::Ready(Ok(()))) {
-            let filled = buf.filled()[before..].to_vec();
-            this.saw(&filled);
+            this.saw(&buf.filled()[before..]);
         }
         result
     }
