@@ -43,8 +43,8 @@ fn inet(backend: &Backend) -> Option<SocketAddr> {
     backend.addr.as_inet().copied()
 }
 
-/// A [`LoadBalancer`] over `backends` with the given algorithm, as a selector
-/// and as the Pingora load balancer (kept alive by the selector).
+/// A [`LoadBalancer`] over `backends` running the given algorithm, behind
+/// the [`PeerSelector`] seam.
 pub fn build_selector(
     algorithm: Algorithm,
     backends: pingora_load_balancing::Backends,
