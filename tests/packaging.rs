@@ -20,6 +20,16 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(repo(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// A YAML list of strings.
+fn strings(value: &serde_yaml::Value) -> Vec<&str> {
+    value
+        .as_sequence()
+        .unwrap_or_else(|| panic!("not a list: {value:?}"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or_else(|| panic!("not a string: {v:?}")))
+        .collect()
+}
+
 fn config_test_passes(path: &Path) {
     let output = run_switchyard(
         &["-t".as_ref(), "-c".as_ref(), path.as_os_str()],
@@ -160,21 +170,11 @@ fn compose_puts_the_balancer_in_front_of_three_backends() {
     let (source, target) = mount.trim_end_matches(":ro").split_once(':').unwrap();
     let config_path = repo(source.trim_start_matches("./"));
     config_test_passes(&config_path);
-    let command: Vec<&str> = balancer["command"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let command: Vec<&str> = strings(&balancer["command"]);
     assert_eq!(command, ["-c", target]);
 
     let (config, _) = Config::load(Some(&config_path)).unwrap();
-    let ports: Vec<&str> = balancer["ports"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let ports: Vec<&str> = strings(&balancer["ports"]);
     for port in [config.listen.0.port(), config.metrics.0.port()] {
         assert!(
             ports.contains(&format!("{port}:{port}").as_str()),
@@ -195,12 +195,7 @@ fn compose_puts_the_balancer_in_front_of_three_backends() {
         let ip = service["networks"]["switchyard"]["ipv4_address"]
             .as_str()
             .unwrap();
-        let args: Vec<&str> = service["command"]
-            .as_sequence()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap())
-            .collect();
+        let args: Vec<&str> = strings(&service["command"]);
         let listen = args[args.iter().position(|a| *a == "--listen").unwrap() + 1];
         let port = listen.rsplit(':').next().unwrap();
         backends.push(format!("{ip}:{port}"));
