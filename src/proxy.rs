@@ -377,19 +377,16 @@ impl ProxyHttp for Balancer {
         let retry = upstream.policy.retries_status(status.as_u16())
             && session.req_header().method.is_idempotent()
             && !session.as_ref().retry_buffer_truncated()
-            && ctx.may_try_again();
+            && ctx.may_try_again()
+            && upstream.has_untried_peer(ctx.tried);
         if retry {
-            let mut buffer = [0u8; 16];
-            let key = hash_key(upstream.hash_key, session, &mut buffer);
-            if upstream.select(key, ctx.tried).is_some() {
-                // This answer is dropped; error_while_proxy sends the
-                // request on to another peer.
-                ctx.retrying_status = true;
-                return Error::e_explain(
-                    ErrorType::HTTPStatus(status.as_u16()),
-                    "retrying on another peer",
-                );
-            }
+            // This answer is dropped; error_while_proxy sends the request on
+            // to another peer.
+            ctx.retrying_status = true;
+            return Error::e_explain(
+                ErrorType::HTTPStatus(status.as_u16()),
+                "retrying on another peer",
+            );
         }
         Ok(())
     }

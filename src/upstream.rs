@@ -153,6 +153,14 @@ impl Upstream {
         self.peers.get(addr)
     }
 
+    /// Whether [`Self::select`] would find a peer outside `tried`, without
+    /// selecting one (selection moves the round-robin position).
+    pub fn has_untried_peer(&self, tried: TriedPeers) -> bool {
+        self.peers
+            .iter()
+            .any(|p| !tried.contains(p.index) && (self.policy.fail_open || p.health.is_up()))
+    }
+
     /// The primary peers, in config order.
     pub fn primaries(&self) -> impl Iterator<Item = &Arc<Peer>> {
         self.peers.iter().filter(|p| !p.backup)
