@@ -170,7 +170,10 @@ fn connections_over_the_limit_are_closed_on_arrival() {
     let idle: Vec<TcpStream> = (0..4)
         .map(|_| TcpStream::connect(balancer.listen).unwrap())
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // Until the balancer holds exactly those four, a fifth could slip in
+    // ahead of one still waiting in the accept queue.
+    let open = balancer.scrape_when(|s| s.sum("switchyard_client_connections", &[]) == Some(4.0));
+    assert_eq!(open.sum("switchyard_client_connections", &[]), Some(4.0));
     let answer = exchange(&balancer, b"GET /api/data HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(answer, "", "the fifth connection was served");
     drop(idle);
