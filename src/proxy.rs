@@ -24,9 +24,13 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::io::Write;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The longest text form of an IP address (IPv6 with an embedded IPv4).
+const MAX_IP_TEXT_LEN: usize = 45;
 
 /// What one request carries from filter to filter.
 pub struct RequestContext {
@@ -339,15 +343,16 @@ impl ProxyHttp for Balancer {
         let Some(ip) = client_ip(session) else {
             return Ok(());
         };
-        let forwarded_for = match upstream_request.headers.get("x-forwarded-for") {
-            Some(existing) => {
-                let mut value = existing.as_bytes().to_vec();
-                value.extend_from_slice(b", ");
-                value.extend_from_slice(ip.to_string().as_bytes());
-                value
-            }
-            None => ip.to_string().into_bytes(),
-        };
+        // One allocation, which becomes the header value as it is.
+        let existing = upstream_request.headers.get("x-forwarded-for");
+        let mut forwarded_for =
+            Vec::with_capacity(existing.map_or(0, |v| v.len() + 2) + MAX_IP_TEXT_LEN);
+        if let Some(existing) = existing {
+            forwarded_for.extend_from_slice(existing.as_bytes());
+            forwarded_for.extend_from_slice(b", ");
+        }
+        // Writing into a Vec cannot fail.
+        let _ = write!(forwarded_for, "{ip}");
         upstream_request.insert_header("X-Forwarded-For", forwarded_for)
     }
 
