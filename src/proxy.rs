@@ -19,6 +19,7 @@ use crate::upstream::{TriedPeers, Upstream};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header;
+use pingora_core::modules::http::HttpModules;
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
@@ -209,6 +210,12 @@ fn error_status(error: &Error) -> u16 {
 #[async_trait]
 impl ProxyHttp for Balancer {
     type CTX = RequestContext;
+
+    /// No downstream modules. Pingora's default adds its response
+    /// compression module, switched off, which still builds a context and
+    /// runs its filters on every request; switchyard passes bodies through
+    /// as the peers sent them.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     fn new_ctx(&self) -> RequestContext {
         RequestContext {
