@@ -39,9 +39,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, limit=15.0):
+def wait_port(port, limit=15.0, proc=None):
     deadline = time.time() + limit
     while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before listening on {port}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
@@ -145,10 +147,12 @@ http {{
 """
 
 
-def nginx_balancer_conf(workdir, port, backends, workers):
+def nginx_balancer_conf(workdir, port, backends, workers, under_valgrind=False):
     upstream = "\n".join(f"        server 127.0.0.1:{p};" for p in backends)
-    return f"""worker_processes {workers};
-worker_rlimit_nofile 19000;
+    # Under valgrind nginx runs as one process, so that one pid is measured,
+    # and without a raised file limit (valgrind keeps descriptors of its own).
+    head = "master_process off;\n" if under_valgrind else "worker_rlimit_nofile 19000;\n"
+    return f"""{head}worker_processes {workers};
 daemon off;
 pid {workdir}/nginx.pid;
 error_log {workdir}/nginx.err warn;
@@ -166,19 +170,23 @@ http {{
             proxy_pass http://backends;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # switchyard always sends X-Forwarded-For: the same work here.
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         }}
     }}
 }}
 """
 
 
-def haproxy_conf(port, backends, workers):
+def haproxy_conf(port, backends, workers, under_valgrind=False):
     servers = "\n".join(f"    server b{i} 127.0.0.1:{p} check inter 1s" for i, p in enumerate(backends))
+    # 2 file descriptors per connection must fit the machine's hard limit
+    # (20000 here): maxconn 9990 is the most HAProxy accepts; valgrind keeps
+    # descriptors of its own.
+    maxconn = 1000 if under_valgrind else 9990
     return f"""global
     nbthread {workers}
-    # 2 file descriptors per connection must fit the machine's hard limit
-    # (20000 here): maxconn 9990 is the most HAProxy accepts.
-    maxconn 9990
+    maxconn {maxconn}
 defaults
     mode http
     timeout connect 1s
@@ -187,6 +195,8 @@ defaults
     timeout http-keep-alive 60s
 frontend fe
     bind 127.0.0.1:{port}
+    # switchyard always sends X-Forwarded-For: the same work here.
+    option forwardfor
     default_backend be
 backend be
     balance roundrobin
@@ -213,26 +223,71 @@ upstreams:
 """
 
 
-def start_balancers(procs, workdir, tag, backends, workers, check_path):
-    """nginx, HAProxy and switchyard over `backends`: name -> (port, pid)."""
-    started = {}
+def balancer_commands(workdir, tag, backends, workers, check_path, under_valgrind=False):
+    """How to run nginx, HAProxy and switchyard over `backends`, each on a
+    port of its own: name -> (port, argv)."""
+    (workdir / tag).mkdir(exist_ok=True)
+    commands = {}
     port = free_port()
     conf = workdir / f"nginx-{tag}.conf"
-    conf.write_text(nginx_balancer_conf(workdir / tag, port, backends, workers))
-    (workdir / tag).mkdir(exist_ok=True)
-    started["nginx"] = (port, procs.start(f"nginx-{tag}", ["nginx", "-c", str(conf), "-e", str(workdir / tag / "nginx.err")]))
+    conf.write_text(nginx_balancer_conf(workdir / tag, port, backends, workers, under_valgrind))
+    commands["nginx"] = (port, ["nginx", "-c", str(conf), "-e", str(workdir / tag / "nginx.err")])
     port = free_port()
     conf = workdir / f"haproxy-{tag}.cfg"
-    conf.write_text(haproxy_conf(port, backends, workers))
-    started["haproxy"] = (port, procs.start(f"haproxy-{tag}", ["haproxy", "-f", str(conf)]))
+    conf.write_text(haproxy_conf(port, backends, workers, under_valgrind))
+    commands["haproxy"] = (port, ["haproxy", "-f", str(conf)])
     port = free_port()
     conf = workdir / f"switchyard-{tag}.yaml"
     conf.write_text(switchyard_conf(workdir / tag, port, free_port(), backends, workers, check_path))
-    started["switchyard"] = (port, procs.start(f"switchyard-{tag}", [str(SWITCHYARD), "-c", str(conf)]))
+    commands["switchyard"] = (port, [str(SWITCHYARD), "-c", str(conf)])
+    return commands
+
+
+def start_balancers(procs, workdir, tag, backends, workers, check_path):
+    """nginx, HAProxy and switchyard over `backends`: name -> (port, pid)."""
+    started = {}
+    for name, (port, argv) in balancer_commands(workdir, tag, backends, workers, check_path).items():
+        started[name] = (port, procs.start(f"{name}-{tag}", argv))
     for name, (port, _) in started.items():
         wait_port(port)
     time.sleep(1.5)  # first health-check rounds
     return {name: (port, proc.pid) for name, (port, proc) in started.items()}
+
+
+def instructions_per_request(workdir, backends, workers, warmup, duration):
+    """User-space instructions per request of each balancer, counted by
+    valgrind's callgrind over `duration` seconds of wrk with 8 connections
+    (after `warmup` seconds). Unlike time, this count barely moves from run
+    to run, so it shows small changes that machine noise hides."""
+    counts = {}
+    commands = balancer_commands(workdir, "callgrind", backends, workers, "/", under_valgrind=True)
+    for name, (port, argv) in commands.items():
+        out = workdir / f"callgrind-{name}"
+        proc = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", *argv],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+        try:
+            wait_port(port, limit=90.0, proc=proc)
+            time.sleep(2)  # health checks: peers UP
+            wrk(port, 8, warmup)
+            subprocess.run(["callgrind_control", "--zero", str(proc.pid)], capture_output=True, check=True)
+            result = wrk(port, 8, duration)
+            subprocess.run(["callgrind_control", "--dump", str(proc.pid)], capture_output=True, check=True)
+            if result["errors"] or result["socket_errors"]:
+                raise RuntimeError(f"{name} under callgrind: {result['errors']} errors {result['socket_errors']}")
+            dump = Path(f"{out}.{proc.pid}.1")
+            totals = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.M)
+            counts[name] = int(totals.group(1)) / result["requests"]
+            print(f"callgrind {name:10} {counts[name]:8.0f} instructions/request ({result['requests']} requests)", flush=True)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    return counts
 
 
 def idle_clients_rss(port, pids, count):
@@ -316,6 +371,9 @@ def main():
             port, pid = balancers[name]
             rss[name] = idle_clients_rss(port, pids_of(pid), args.idle)
 
+        measure = 1 if args.smoke else 5
+        instructions = instructions_per_request(workdir, backend_ports, args.workers, 1, measure)
+
         # /api/data of the demo backend (200 ms) at high concurrency.
         data_ports = [free_port() for _ in range(3)]
         for i, p in enumerate(data_ports):
@@ -341,10 +399,10 @@ def main():
     if args.smoke:
         print("smoke run: ok")
         return
-    write_results(args, summary, low, rss, data)
+    write_results(args, summary, low, rss, instructions, data)
 
 
-def write_results(args, summary, low, rss, data):
+def write_results(args, summary, low, rss, instructions, data):
     nginx = summary["nginx"]
     lines = [
         "# switchyard vs nginx vs HAProxy",
@@ -386,6 +444,19 @@ def write_results(args, summary, low, rss, data):
     ]
     for name, (before, after) in rss.items():
         lines.append(f"| {name} | {before / 1024:.1f} | {after / 1024:.1f} | {(after - before) / args.idle:.1f} |")
+    lines += [
+        "",
+        "## User-space instructions per request (callgrind)",
+        "",
+        "Each balancer alone under valgrind's callgrind, wrk with 8 connections; instructions executed in the "
+        "balancer's own process (not the kernel's) divided by the requests served. Deterministic where time is "
+        "noisy: the figure to watch when changing the request path.",
+        "",
+        "| balancer | instructions/request | x nginx |",
+        "|---|---:|---:|",
+    ]
+    for name, count in instructions.items():
+        lines.append(f"| {name} | {count:.0f} | {count / instructions['nginx']:.2f} |")
     lines += [
         "",
         f"## /api/data of the demo backend (200 ms) with {args.data_connections} connections",

@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_build_deps
-ensure_packages nginx:nginx haproxy:haproxy wrk:wrk gnuplot:gnuplot-nox
+ensure_packages nginx:nginx haproxy:haproxy wrk:wrk gnuplot:gnuplot-nox valgrind:valgrind
 ./scripts/build.sh
 exec python3 bench/bench.py "$@"
