@@ -12,6 +12,7 @@ use crate::upstream::Upstream;
 use pingora_core::server::configuration::Opt;
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::services::listening::Service;
 use pingora_error::Result;
 use std::num::NonZeroU64;
@@ -48,7 +49,7 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server> {
         config.limits.header_timeout.0,
     );
     let mut proxy = Service::new("switchyard proxy".to_string(), app);
-    proxy.add_tcp(&config.listen.0.to_string());
+    proxy.add_listener(client_listener(&config.listen.0.to_string()));
     // The proxy starts listening only after every upstream's first probe
     // round: a peer that is down at startup never sees a client request.
     let proxy_handle = server.add_service(proxy);
@@ -79,4 +80,15 @@ fn ready_limit(config: &Config) -> Duration {
         .max()
         .unwrap_or_default();
     slowest_probe + LISTENER_LIMIT + Duration::from_secs(10)
+}
+
+/// The client-facing listener. Pingora puts a 64 KiB read buffer in front of
+/// every accepted connection (it saves reads under TLS, whose records come in
+/// 16 KiB pieces); on plain TCP it only adds a copy of every request from
+/// that buffer into Pingora's header buffer, and 64 KiB of memory per open
+/// connection, idle ones included. Reads go straight to the socket; the
+/// small write buffer, which lets a response header and a short body leave
+/// in one send, stays.
+fn client_listener(address: &str) -> ListenerConfig {
+    ListenerConfig::tcp(address).l4_buffer(L4BufferSettings::default().read(0))
 }
