@@ -8,8 +8,11 @@ so that machine drift hits all alike; the backends are also measured directly
 (the ceiling of this setup). Per balancer: requests/s, p50, p99 and CPU time
 per request (from /proc/<pid>/stat of the balancer's processes), medians over
 the rounds, and ratios to nginx. Also: latency added at one connection, RSS
-with 10,000 idle keep-alive clients, and /api/data of the demo backend
-(200 ms) at high concurrency.
+with 9,000 idle keep-alive clients, user-space instructions per request
+under callgrind, and /api/data of the demo backend (200 ms) at high
+concurrency. `pingora-minimal` (examples/minimal_balancer.rs, Pingora's
+quick-start balancer) runs beside them: the part of switchyard's cost that is
+Pingora's own.
 
 Results go to bench/results.md and bench/results.png. Everything listens on
 127.0.0.1; every process started here is stopped at the end.
@@ -30,6 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SWITCHYARD = Path(os.environ.get("SWITCHYARD_BIN", ROOT / "target/dist/switchyard"))
 DEMO_BACKEND = ROOT / "target/release/examples/backend"
+# The smallest Pingora balancer (examples/minimal_balancer.rs), built by
+# bench/run.sh: how much of switchyard's cost is Pingora's own. Left out
+# when it is not built (the test suite's smoke run).
+MINIMAL = ROOT / "target/dist/examples/minimal_balancer"
 TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
 
 
@@ -224,8 +231,8 @@ upstreams:
 
 
 def balancer_commands(workdir, tag, backends, workers, check_path, under_valgrind=False):
-    """How to run nginx, HAProxy and switchyard over `backends`, each on a
-    port of its own: name -> (port, argv)."""
+    """How to run nginx, HAProxy, switchyard (and the minimal Pingora
+    balancer) over `backends`, each on a port of its own: name -> (port, argv)."""
     (workdir / tag).mkdir(exist_ok=True)
     commands = {}
     port = free_port()
@@ -240,11 +247,15 @@ def balancer_commands(workdir, tag, backends, workers, check_path, under_valgrin
     conf = workdir / f"switchyard-{tag}.yaml"
     conf.write_text(switchyard_conf(workdir / tag, port, free_port(), backends, workers, check_path))
     commands["switchyard"] = (port, [str(SWITCHYARD), "-c", str(conf)])
+    if MINIMAL.exists():
+        port = free_port()
+        peers = [f"127.0.0.1:{p}" for p in backends]
+        commands["pingora-minimal"] = (port, [str(MINIMAL), "--listen", f"127.0.0.1:{port}", "--threads", str(workers), *peers])
     return commands
 
 
 def start_balancers(procs, workdir, tag, backends, workers, check_path):
-    """nginx, HAProxy and switchyard over `backends`: name -> (port, pid)."""
+    """The balancers of `balancer_commands`, started: name -> (port, pid)."""
     started = {}
     for name, (port, argv) in balancer_commands(workdir, tag, backends, workers, check_path).items():
         started[name] = (port, procs.start(f"{name}-{tag}", argv))
@@ -279,7 +290,7 @@ def instructions_per_request(workdir, backends, workers, warmup, duration):
             dump = Path(f"{out}.{proc.pid}.1")
             totals = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.M)
             counts[name] = int(totals.group(1)) / result["requests"]
-            print(f"callgrind {name:10} {counts[name]:8.0f} instructions/request ({result['requests']} requests)", flush=True)
+            print(f"callgrind {name:15} {counts[name]:8.0f} instructions/request ({result['requests']} requests)", flush=True)
         finally:
             proc.terminate()
             try:
@@ -340,6 +351,8 @@ def main():
             wait_port(p)
         balancers = start_balancers(procs, workdir, "fixed", backend_ports, args.workers, "/")
         names = list(balancers)
+        if not MINIMAL.exists():
+            print(f"note: {MINIMAL.relative_to(ROOT)} is not built (./bench/run.sh builds it): no pingora-minimal figures")
 
         print(f"# {args.rounds} rounds x {args.duration}s, {args.connections} connections, {args.workers} worker(s)")
         rows = {name: [] for name in names + ["direct"]}
@@ -355,7 +368,7 @@ def main():
                 used = (cpu_ticks(pids) - before) if pids else 0
                 result["cpu_us"] = used * TICK_US / max(result["requests"], 1)
                 rows[name].append(result)
-                print(f"round {round_no + 1} {name:10} {result['rps']:10.0f} req/s  p50 {result['p50']*1e3:6.2f} ms"
+                print(f"round {round_no + 1} {name:15} {result['rps']:10.0f} req/s  p50 {result['p50']*1e3:6.2f} ms"
                       f"  p99 {result['p99']*1e3:6.2f} ms  cpu {result['cpu_us']:6.1f} us/req"
                       f"  errors {result['errors']} {result['socket_errors']}", flush=True)
 
@@ -385,7 +398,7 @@ def main():
         for name in list(data_balancers) + ["direct"]:
             port = data_ports[0] if name == "direct" else data_balancers[name][0]
             data[name] = wrk(port, args.data_connections, max(3, args.duration), "/api/data", threads=2)
-            print(f"/api/data {name:10} {data[name]['rps']:8.0f} req/s p99 {data[name]['p99']*1e3:7.1f} ms errors {data[name]['errors']} {data[name]['socket_errors']}", flush=True)
+            print(f"/api/data {name:15} {data[name]['rps']:8.0f} req/s p99 {data[name]['p99']*1e3:7.1f} ms errors {data[name]['errors']} {data[name]['socket_errors']}", flush=True)
     except Exception:
         for log in sorted(workdir.glob("*.log")) + sorted(workdir.glob("**/*.err")):
             text = log.read_text(errors="replace").strip()
@@ -424,7 +437,10 @@ def write_results(args, summary, low, rss, instructions, data):
         )
     lines += [
         "",
-        "`direct` is wrk against one backend port without a balancer: the ceiling of this setup.",
+        "`direct` is wrk against one backend port without a balancer: the ceiling of this setup. "
+        "`pingora-minimal` is the smallest balancer Pingora can be (examples/minimal_balancer.rs: round robin "
+        "over a LoadBalancer, no health checks, metrics, retries or limits), built like switchyard: the floor "
+        "of any Pingora-based balancer. nginx and HAProxy add X-Forwarded-For, as switchyard does.",
         "",
         "## Latency added at low load (1 connection, p50)",
         "",

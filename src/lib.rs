@@ -10,6 +10,7 @@
 //! [`status`] page and `switchyard_peer_up` alike.
 
 pub mod admission;
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod drain;

@@ -6,24 +6,6 @@ use switchyard::cli::{Action, Cli};
 use switchyard::config::Config;
 use switchyard::preflight::{self, Start};
 use switchyard::upgrade;
-use tikv_jemallocator::Jemalloc;
-
-/// jemalloc: faster than glibc's malloc for Pingora's many short-lived
-/// request allocations, and, unlike mimalloc (as fast), it keeps idle
-/// connections cheap: 3,000 idle clients cost 14 MiB of RSS against 142 MiB
-/// with glibc and 285 MiB with mimalloc (see bench/results.md).
-#[global_allocator]
-static ALLOCATOR: Jemalloc = Jemalloc;
-
-/// jemalloc's options, read before `main`. Pingora allocates a 64 KiB body
-/// buffer for every upstream response and frees it when the response is
-/// done; jemalloc's thread cache keeps only blocks up to 32 KiB by default,
-/// so each of those went to the arena (under its mutex) and back.
-/// `tcache_max:65536` lets the thread cache keep them.
-#[allow(non_upper_case_globals)]
-#[export_name = "_rjem_malloc_conf"]
-pub static malloc_conf: Option<&'static std::ffi::c_char> =
-    Some(unsafe { &*c"tcache_max:65536".as_ptr() });
 
 fn main() -> ExitCode {
     // switchyard logs every peer state change itself, with the reason;

@@ -1,0 +1,24 @@
+//! The memory allocator of every switchyard binary: jemalloc, tuned for
+//! Pingora's request path.
+//!
+//! It lives in the library so that whatever links switchyard (the
+//! `switchyard` binary, the benchmark's minimal Pingora balancer) allocates
+//! the same way. Against glibc's malloc, jemalloc serves Pingora's many
+//! short-lived request allocations 10-20% faster (bench/results.md);
+//! mimalloc was as fast but held about twice the memory per idle client
+//! connection.
+
+use tikv_jemallocator::Jemalloc;
+
+#[global_allocator]
+static ALLOCATOR: Jemalloc = Jemalloc;
+
+/// jemalloc's options, read before `main`. Pingora allocates a 64 KiB body
+/// buffer for every upstream response and frees it when the response is
+/// done; jemalloc's thread cache keeps only blocks up to 32 KiB by default,
+/// so each of those went to the arena (under its mutex) and back.
+/// `tcache_max:65536` lets the thread cache keep them.
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: Option<&'static std::ffi::c_char> =
+    Some(unsafe { &*c"tcache_max:65536".as_ptr() });
