@@ -62,8 +62,6 @@ fn main() {
         threads: args.threads,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
-        pid_file: format!("/tmp/minimal_balancer_{}.pid", std::process::id()),
-        upgrade_sock: format!("/tmp/minimal_balancer_{}.sock", std::process::id()),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
