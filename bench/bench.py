@@ -415,8 +415,19 @@ def main():
     write_results(args, summary, low, rss, instructions, data)
 
 
+def markdown_table(columns, rows):
+    """A Markdown table, the first column left-aligned, the others right."""
+    lines = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
 def write_results(args, summary, low, rss, instructions, data):
     nginx = summary["nginx"]
+
+    def cpu(name, value):
+        return "-" if name == "direct" else value
+
     lines = [
         "# switchyard vs nginx vs HAProxy",
         "",
@@ -425,16 +436,13 @@ def write_results(args, summary, low, rss, instructions, data):
         f"{args.workers} worker(s) per balancer, three backends (one nginx, fixed 3-byte response). Medians over rounds; "
         "ratios are to nginx (for p99 and CPU, lower is better).",
         "",
-        "| balancer | requests/s | x nginx | p50 ms | p99 ms | x nginx | CPU us/request | x nginx |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, s in summary.items():
-        cpu = f"{s['cpu_us']:.1f}" if name != "direct" else "-"
-        cpu_ratio = f"{s['cpu_us'] / nginx['cpu_us']:.2f}" if name != "direct" else "-"
-        lines.append(
-            f"| {name} | {s['rps']:.0f} | {s['rps'] / nginx['rps']:.2f} | {s['p50']*1e3:.2f} | {s['p99']*1e3:.2f} | "
-            f"{s['p99'] / nginx['p99']:.2f} | {cpu} | {cpu_ratio} |"
-        )
+    lines += markdown_table(
+        ["balancer", "requests/s", "x nginx", "p50 ms", "p99 ms", "x nginx", "CPU us/request", "x nginx"],
+        [(name, f"{s['rps']:.0f}", f"{s['rps'] / nginx['rps']:.2f}", f"{s['p50']*1e3:.2f}", f"{s['p99']*1e3:.2f}",
+          f"{s['p99'] / nginx['p99']:.2f}", cpu(name, f"{s['cpu_us']:.1f}"), cpu(name, f"{s['cpu_us'] / nginx['cpu_us']:.2f}"))
+         for name, s in summary.items()],
+    )
     lines += [
         "",
         "`direct` is wrk against one backend port without a balancer: the ceiling of this setup. "
@@ -444,22 +452,23 @@ def write_results(args, summary, low, rss, instructions, data):
         "",
         "## Latency added at low load (1 connection, p50)",
         "",
-        "| balancer | p50 ms | added vs direct ms |",
-        "|---|---:|---:|",
     ]
-    for name, p50 in low.items():
-        lines.append(f"| {name} | {p50*1e3:.3f} | {(p50 - low['direct'])*1e3:.3f} |")
+    lines += markdown_table(
+        ["balancer", "p50 ms", "added vs direct ms"],
+        [(name, f"{p50*1e3:.3f}", f"{(p50 - low['direct'])*1e3:.3f}") for name, p50 in low.items()],
+    )
     lines += [
         "",
         f"## Memory with {args.idle} idle keep-alive client connections",
         "",
         "RSS of the balancer's processes just before opening the connections (after the runs above) and with them open.",
         "",
-        "| balancer | RSS before MiB | RSS with them MiB | KiB per connection |",
-        "|---|---:|---:|---:|",
     ]
-    for name, (before, after) in rss.items():
-        lines.append(f"| {name} | {before / 1024:.1f} | {after / 1024:.1f} | {(after - before) / args.idle:.1f} |")
+    lines += markdown_table(
+        ["balancer", "RSS before MiB", "RSS with them MiB", "KiB per connection"],
+        [(name, f"{before / 1024:.1f}", f"{after / 1024:.1f}", f"{(after - before) / args.idle:.1f}")
+         for name, (before, after) in rss.items()],
+    )
     lines += [
         "",
         "## User-space instructions per request (callgrind)",
@@ -468,20 +477,21 @@ def write_results(args, summary, low, rss, instructions, data):
         "balancer's own process (not the kernel's) divided by the requests served. Deterministic where time is "
         "noisy: the figure to watch when changing the request path.",
         "",
-        "| balancer | instructions/request | x nginx |",
-        "|---|---:|---:|",
     ]
-    for name, count in instructions.items():
-        lines.append(f"| {name} | {count:.0f} | {count / instructions['nginx']:.2f} |")
+    lines += markdown_table(
+        ["balancer", "instructions/request", "x nginx"],
+        [(name, f"{count:.0f}", f"{count / instructions['nginx']:.2f}") for name, count in instructions.items()],
+    )
     lines += [
         "",
         f"## /api/data of the demo backend (200 ms) with {args.data_connections} connections",
         "",
-        "| balancer | requests/s | p99 ms | errors |",
-        "|---|---:|---:|---:|",
     ]
-    for name, d in data.items():
-        lines.append(f"| {name} | {d['rps']:.0f} | {d['p99']*1e3:.1f} | {d['errors']} {d['socket_errors']} |")
+    lines += markdown_table(
+        ["balancer", "requests/s", "p99 ms", "errors"],
+        [(name, f"{d['rps']:.0f}", f"{d['p99']*1e3:.1f}", f"{d['errors']} {d['socket_errors']}".strip())
+         for name, d in data.items()],
+    )
     (ROOT / "bench/results.md").write_text("\n".join(lines) + "\n")
     plot(summary)
     print("\n".join(lines))
