@@ -422,6 +422,11 @@ def markdown_table(columns, rows):
     return lines
 
 
+def section(heading, intro, columns, rows):
+    """A results section: heading, an optional paragraph, a table."""
+    return ["", f"## {heading}", ""] + ([intro, ""] if intro else []) + markdown_table(columns, rows)
+
+
 def write_results(args, summary, low, rss, instructions, data):
     nginx = summary["nginx"]
 
@@ -449,45 +454,29 @@ def write_results(args, summary, low, rss, instructions, data):
         "`pingora-minimal` is the smallest balancer Pingora can be (examples/minimal_balancer.rs: round robin "
         "over a LoadBalancer, no health checks, metrics, retries or limits), built like switchyard: the floor "
         "of any Pingora-based balancer. nginx and HAProxy add X-Forwarded-For, as switchyard does.",
-        "",
-        "## Latency added at low load (1 connection, p50)",
-        "",
     ]
-    lines += markdown_table(
+    lines += section(
+        "Latency added at low load (1 connection, p50)", None,
         ["balancer", "p50 ms", "added vs direct ms"],
         [(name, f"{p50*1e3:.3f}", f"{(p50 - low['direct'])*1e3:.3f}") for name, p50 in low.items()],
     )
-    lines += [
-        "",
-        f"## Memory with {args.idle} idle keep-alive client connections",
-        "",
+    lines += section(
+        f"Memory with {args.idle} idle keep-alive client connections",
         "RSS of the balancer's processes just before opening the connections (after the runs above) and with them open.",
-        "",
-    ]
-    lines += markdown_table(
         ["balancer", "RSS before MiB", "RSS with them MiB", "KiB per connection"],
         [(name, f"{before / 1024:.1f}", f"{after / 1024:.1f}", f"{(after - before) / args.idle:.1f}")
          for name, (before, after) in rss.items()],
     )
-    lines += [
-        "",
-        "## User-space instructions per request (callgrind)",
-        "",
+    lines += section(
+        "User-space instructions per request (callgrind)",
         "Each balancer alone under valgrind's callgrind, wrk with 8 connections; instructions executed in the "
         "balancer's own process (not the kernel's) divided by the requests served. Deterministic where time is "
         "noisy: the figure to watch when changing the request path.",
-        "",
-    ]
-    lines += markdown_table(
         ["balancer", "instructions/request", "x nginx"],
         [(name, f"{count:.0f}", f"{count / instructions['nginx']:.2f}") for name, count in instructions.items()],
     )
-    lines += [
-        "",
-        f"## /api/data of the demo backend (200 ms) with {args.data_connections} connections",
-        "",
-    ]
-    lines += markdown_table(
+    lines += section(
+        f"/api/data of the demo backend (200 ms) with {args.data_connections} connections", None,
         ["balancer", "requests/s", "p99 ms", "errors"],
         [(name, f"{d['rps']:.0f}", f"{d['p99']*1e3:.1f}", f"{d['errors']} {d['socket_errors']}".strip())
          for name, d in data.items()],
