@@ -9,7 +9,6 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_build_deps
 ensure_packages nginx:nginx haproxy:haproxy wrk:wrk gnuplot:gnuplot-nox valgrind:valgrind
-./scripts/build.sh
-# The benchmark's Pingora baseline, built like switchyard (bench/bench.py).
-cargo build --profile dist --locked --example minimal_balancer
+# With the benchmark's Pingora baseline, built like switchyard (bench/bench.py).
+./scripts/build.sh --example minimal_balancer
 exec python3 bench/bench.py "$@"
