@@ -34,9 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SWITCHYARD = Path(os.environ.get("SWITCHYARD_BIN", ROOT / "target/dist/switchyard"))
 DEMO_BACKEND = ROOT / "target/release/examples/backend"
 # The smallest Pingora balancer (examples/minimal_balancer.rs), built by
-# bench/run.sh: how much of switchyard's cost is Pingora's own. Left out
-# when it is not built (the test suite's smoke run).
-MINIMAL = ROOT / "target/dist/examples/minimal_balancer"
+# bench/run.sh (dist profile, no PGO): how much of switchyard's cost is
+# Pingora's own. Left out when it is not built (the test suite's smoke run).
+MINIMAL = ROOT / "target/baseline/dist/examples/minimal_balancer"
 TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
 
 
@@ -452,8 +452,9 @@ def write_results(args, summary, low, rss, instructions, data):
         "",
         "`direct` is wrk against one backend port without a balancer: the ceiling of this setup. "
         "`pingora-minimal` is the smallest balancer Pingora can be (examples/minimal_balancer.rs: round robin "
-        "over a LoadBalancer, no health checks, metrics, retries or limits), built like switchyard: the floor "
-        "of any Pingora-based balancer. nginx and HAProxy add X-Forwarded-For, as switchyard does.",
+        "over a LoadBalancer, no health checks, metrics, retries or limits), with switchyard's allocator and "
+        "dist profile but without its profile-guided optimization: what Pingora gives out of the box. "
+        "nginx and HAProxy add X-Forwarded-For, as switchyard does.",
     ]
     lines += section(
         "Latency added at low load (1 connection, p50)", None,

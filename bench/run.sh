@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_build_deps
 ensure_packages nginx:nginx haproxy:haproxy wrk:wrk gnuplot:gnuplot-nox valgrind:valgrind
-# With the benchmark's Pingora baseline, built like switchyard (bench/bench.py).
-./scripts/build.sh --example minimal_balancer
+./scripts/build.sh
+# The benchmark's Pingora baseline (bench/bench.py): the dist profile without
+# PGO, in a target directory of its own so that the shipped build stays as it is.
+cargo build --profile dist --locked --example minimal_balancer --target-dir target/baseline
 exec python3 bench/bench.py "$@"

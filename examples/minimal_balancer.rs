@@ -8,9 +8,9 @@
 //!     127.0.0.1:8001 127.0.0.1:8002 127.0.0.1:8003
 //! ```
 //!
-//! `bench/bench.py` counts the instructions it spends per request next to
-//! switchyard's: the difference is what switchyard's features cost, the rest
-//! is Pingora's proxy path.
+//! `bench/run.sh` builds it with switchyard's allocator and dist profile but
+//! without switchyard's profile-guided optimization: what Pingora gives out
+//! of the box, next to which `bench/bench.py` measures switchyard.
 
 use async_trait::async_trait;
 use clap::Parser;
