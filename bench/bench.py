@@ -39,24 +39,9 @@ DEMO_BACKEND = ROOT / "target/release/examples/backend"
 MINIMAL = ROOT / "target/baseline/dist/examples/minimal_balancer"
 TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
 
+sys.path.insert(0, str(ROOT / "scripts"))
+from loopback import free_port, wait_port  # noqa: E402
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, limit=15.0, proc=None):
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
 
 
 class Processes:

@@ -10,33 +10,14 @@ the status page and metrics get a few requests. switchyard writes its
 profile when it exits; every process started here is stopped at the end.
 """
 
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, limit=60.0):
-    deadline = time.time() + limit
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port}")
+from loopback import free_port, wait_port
 
 
 def get(port, path):
@@ -58,7 +39,7 @@ def main():
                     [backend, "--listen", f"127.0.0.1:{port}", "--name", f"b{i + 1}", "--delay-ms", "0", "--threads", "1"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             for port, proc in zip(ports, procs):
-                wait_port(port, proc)
+                wait_port(port, limit=60.0, proc=proc)
             listen, metrics = free_port(), free_port()
             peers = ", ".join(f"127.0.0.1:{p}" for p in ports)
             conf = Path(work) / "switchyard.yaml"
@@ -77,7 +58,7 @@ upstreams:
 """)
             proxy = subprocess.Popen([switchyard, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(proxy)
-            wait_port(listen, proxy)
+            wait_port(listen, limit=60.0, proc=proxy)
             subprocess.run(["wrk", "-t1", "-c64", "-d8s", f"http://127.0.0.1:{listen}/api/data"],
                            check=True, stdout=subprocess.DEVNULL)
             for path in ["/check", "/check?format=json", "/no/such/path"]:
