@@ -250,14 +250,17 @@ def start_balancers(procs, workdir, tag, backends, workers, check_path):
     return {name: (port, proc.pid) for name, (port, proc) in started.items()}
 
 
-def instructions_per_request(workdir, backends, workers, warmup, duration):
-    """User-space instructions per request of each balancer, counted by
-    valgrind's callgrind over `duration` seconds of wrk with 8 connections
-    (after `warmup` seconds). Unlike time, this count barely moves from run
-    to run, so it shows small changes that machine noise hides."""
+def instructions_per_request(workdir, backends, workers, warmup, duration, only=None):
+    """User-space instructions per request of each balancer (or of those
+    named in `only`), counted by valgrind's callgrind over `duration` seconds
+    of wrk with 8 connections (after `warmup` seconds). Unlike time, this
+    count barely moves from run to run, so it shows small changes that
+    machine noise hides."""
     counts = {}
     commands = balancer_commands(workdir, "callgrind", backends, workers, "/", under_valgrind=True)
     for name, (port, argv) in commands.items():
+        if only and name not in only:
+            continue
         out = workdir / f"callgrind-{name}"
         proc = subprocess.Popen(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", *argv],
@@ -322,6 +325,9 @@ def main():
                              "by this machine's 20000 file descriptor hard limit)")
     parser.add_argument("--data-connections", type=int, default=2000)
     parser.add_argument("--smoke", action="store_true", help="one short round of everything, results not written")
+    parser.add_argument("--instructions", metavar="NAMES",
+                        help="only count instructions per request of these balancers (comma-separated, e.g. "
+                             "switchyard): the figure to compare before and after a change to the request path")
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.duration, args.idle, args.data_connections = 1, 1, 200, 200
@@ -334,6 +340,9 @@ def main():
         procs.start("backend-nginx", ["nginx", "-c", str(workdir / "backend-nginx.conf"), "-e", str(workdir / "backend-nginx.err")])
         for p in backend_ports:
             wait_port(p)
+        if args.instructions:
+            instructions_per_request(workdir, backend_ports, args.workers, 1, 5, only=args.instructions.split(","))
+            return
         balancers = start_balancers(procs, workdir, "fixed", backend_ports, args.workers, "/")
         names = list(balancers)
         if not MINIMAL.exists():

@@ -22,6 +22,7 @@
 
 use crate::config::HealthCheckConfig;
 use crate::peer::PeerTable;
+use crate::resources::is_exhausted;
 use async_trait::async_trait;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::RequestHeader;
@@ -262,21 +263,27 @@ impl ProbeCheck {
         })
     }
 
-    /// Run one probe, bounded by the configured timeout as a whole.
-    async fn probe(&self, target: &Backend) -> ProbeResult {
+    /// Run one probe, bounded by the configured timeout as a whole. `None`
+    /// when it could not be made because this host is out of resources
+    /// (file descriptors): that says nothing about the peer.
+    async fn probe(&self, target: &Backend) -> Option<ProbeResult> {
         let at = SystemTime::now();
         let started = Instant::now();
         let outcome = tokio::time::timeout(self.timeout, self.http.check(target)).await;
         let error = match outcome {
             Ok(Ok(())) => None,
+            Ok(Err(e)) if is_exhausted(&e) => {
+                log::warn!("probe of {} not made: {}", target.addr, describe(&e));
+                return None;
+            }
             Ok(Err(e)) => Some(describe(&e)),
             Err(_) => Some(format!("timed out after {:?}", self.timeout)),
         };
-        ProbeResult {
+        Some(ProbeResult {
             at,
             latency: started.elapsed(),
             error,
-        }
+        })
     }
 }
 
@@ -301,8 +308,10 @@ impl HealthCheck for ProbeCheck {
         let Some(peer) = target.addr.as_inet().and_then(|a| self.peers.get(*a)) else {
             return Error::e_explain(ErrorType::InternalError, "probed an unknown peer");
         };
-        let probe = self.probe(target).await;
-        let up = peer.apply_probe(probe, self.thresholds);
+        let up = match self.probe(target).await {
+            Some(probe) => peer.apply_probe(probe, self.thresholds),
+            None => peer.health.is_up(),
+        };
         if up {
             Ok(())
         } else {

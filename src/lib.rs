@@ -1,29 +1,25 @@
 //! switchyard: an HTTP (L7) load balancer built on Pingora.
 //!
-//! A request flows listener -> [`proxy`] (status page, routing by
+//! A request flows listener -> [`http::proxy`] (status page, routing by
 //! [`router`]) -> [`upstream`] (an UP primary peer, else a backup, else 503)
-//! -> Pingora proxies it -> [`proxy`] logging -> [`metrics`].
+//! -> Pingora proxies it -> [`http::proxy`] logging -> [`metrics`].
 //!
 //! Health flows the other way: Pingora's health-check service runs
 //! [`health::ProbeCheck`] for every peer -> the peer's
 //! [`health::PeerHealth`] record and metrics -> read by selection, the
 //! [`status`] page and `switchyard_peer_up` alike.
 
-pub mod admission;
 pub mod allocator;
-pub mod cli;
 pub mod config;
-pub mod drain;
-pub mod guard;
 pub mod health;
+pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod peer;
-pub mod preflight;
-pub mod proxy;
-pub mod readiness;
+pub mod process;
+pub mod resources;
 pub mod router;
 pub mod selection;
 pub mod server;
 pub mod status;
-pub mod upgrade;
 pub mod upstream;

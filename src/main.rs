@@ -2,12 +2,16 @@
 
 use clap::Parser;
 use std::process::ExitCode;
-use switchyard::cli::{Action, Cli};
 use switchyard::config::Config;
-use switchyard::preflight::{self, Start};
-use switchyard::upgrade;
+use switchyard::process::cli::{Action, Cli};
+use switchyard::process::open_files;
+use switchyard::process::preflight::{self, Start};
+use switchyard::process::{signals, upgrade};
 
 fn main() -> ExitCode {
+    // Before anything could send one: a stray SIGHUP or SIGUSR1 must not
+    // end the process.
+    signals::ignore_until_handled();
     // switchyard logs every peer state change itself, with the reason;
     // Pingora's load-balancing module would log each one a second time.
     env_logger::Builder::from_env(
@@ -30,10 +34,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let open_files_warning = open_files::prepare(&config);
     if cli.test {
         println!("switchyard: the configuration file {source} syntax is ok");
+        if let Some(warning) = &open_files_warning {
+            eprintln!("switchyard: warning: {warning}");
+        }
         println!("switchyard: configuration file {source} test is successful");
         return ExitCode::SUCCESS;
+    }
+    if let Some(warning) = &open_files_warning {
+        log::warn!("{warning}");
     }
 
     let daemon = cli.daemon || config.server.daemon;

@@ -353,8 +353,9 @@ impl Drop for OpenConnection {
 pub struct UpstreamMetrics {
     request_duration: Histogram,
     in_flight: IntGauge,
-    /// Requests answered without a peer (`peer="none"`).
-    pub unrouted: StatusCounters,
+    /// Requests routed here but answered without reaching a peer
+    /// (`peer="none"`: no peer up, refused before a peer was chosen).
+    pub without_peer: StatusCounters,
 }
 
 impl UpstreamMetrics {
@@ -362,7 +363,7 @@ impl UpstreamMetrics {
         UpstreamMetrics {
             request_duration: FAMILIES.request_duration.with_label_values(&[upstream]),
             in_flight: FAMILIES.in_flight.with_label_values(&[upstream]),
-            unrouted: StatusCounters::new(upstream, NO_PEER),
+            without_peer: StatusCounters::new(upstream, NO_PEER),
         }
     }
 

@@ -1,7 +1,7 @@
 //! A peer (one backend server of an upstream) and the table of an
 //! upstream's peers.
 
-use crate::config::{PeerConfig, TimeoutsConfig};
+use crate::config::{PeerConfig, UpstreamConfig};
 use crate::health::{PeerHealth, ProbeResult, Thresholds, Transition};
 use crate::metrics::PeerMetrics;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -32,15 +32,18 @@ impl Peer {
         upstream: &str,
         index: usize,
         config: &PeerConfig,
-        timeouts: &TimeoutsConfig,
+        settings: &UpstreamConfig,
     ) -> Self {
         let addr = config.addr.0;
         let label = addr.to_string();
         let mut http_peer = HttpPeer::new(addr, false, String::new());
         let options = &mut http_peer.options;
+        let timeouts = &settings.timeouts;
         options.connection_timeout = Some(timeouts.connect.0);
         options.read_timeout = Some(timeouts.read.0);
         options.write_timeout = Some(timeouts.write.0);
+        // Idle pooled connections are closed after this.
+        options.idle_timeout = Some(settings.keepalive_timeout.0);
         Peer {
             upstream: upstream.to_string(),
             index,

@@ -18,12 +18,13 @@ impl Router {
         Router { routes, upstreams }
     }
 
-    /// The upstream for a request path, if any prefix matches.
+    /// The upstream for a request path (its canonical form), if any prefix
+    /// matches.
     #[inline]
-    pub fn route(&self, path: &str) -> Option<&Arc<Upstream>> {
+    pub fn route(&self, path: &[u8]) -> Option<&Arc<Upstream>> {
         self.routes
             .iter()
-            .find(|u| path.starts_with(u.path_prefix.as_str()))
+            .find(|u| path.starts_with(u.path_prefix.as_bytes()))
     }
 
     /// Every upstream, in config order.

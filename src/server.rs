@@ -3,10 +3,11 @@
 //! start in.
 
 use crate::config::Config;
-use crate::drain::Draining;
-use crate::guard::ConnectionGuard;
-use crate::proxy::Balancer;
-use crate::readiness::{Readiness, LISTENER_LIMIT};
+use crate::http::proxy::Balancer;
+use crate::listen::drain::Draining;
+use crate::listen::guard::ConnectionGuard;
+use crate::process::readiness::{Readiness, LISTENER_LIMIT};
+use crate::process::signals::SignalHandler;
 use crate::router::Router;
 use crate::upstream::Upstream;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
@@ -65,6 +66,10 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server> {
     let readiness = Readiness::new(vec![config.listen.0, config.metrics.0], notify_pid);
     let readiness_handle = server.add_service(background_service("readiness", readiness));
     readiness_handle.add_dependencies([&proxy_handle, &metrics_handle]);
+
+    // In daemon mode stderr is the error log, which SIGUSR1 reopens.
+    let log_file = config.server.error_log.clone().filter(|_| daemon);
+    server.add_service(background_service("signals", SignalHandler::new(log_file)));
 
     Ok(server)
 }

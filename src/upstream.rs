@@ -38,8 +38,12 @@ pub struct RequestPolicy {
     /// Attempts per request: 1 + `retries`.
     pub max_attempts: u32,
     pub retry_on_status: Vec<StatusCode>,
-    /// The budget of a whole request, retries included.
+    /// From the end of the request body to the response header, retries
+    /// included.
     pub request_timeout: Duration,
+    /// Idle time of an upgraded connection, in place of the read and write
+    /// timeouts.
+    pub tunnel_timeout: Duration,
     /// Passive health: consecutive failures that take a peer DOWN (0: off).
     pub max_fails: u32,
     pub fail_on_status: Vec<StatusCode>,
@@ -65,7 +69,7 @@ impl Upstream {
             .0
             .iter()
             .enumerate()
-            .map(|(index, p)| Arc::new(Peer::new(name, index, p, &config.timeouts)))
+            .map(|(index, p)| Arc::new(Peer::new(name, index, p, config)))
             .collect();
         let peers = Arc::new(PeerTable::new(peers));
 
@@ -114,6 +118,7 @@ impl Upstream {
                 max_attempts: config.retries.0 + 1,
                 retry_on_status: config.retry_on_status.clone(),
                 request_timeout: config.timeouts.request.0,
+                tunnel_timeout: config.timeouts.tunnel.0,
                 max_fails: config.passive_health.max_fails.0,
                 fail_on_status: config.passive_health.fail_on_status.clone(),
                 fail_open: config.fail_open,

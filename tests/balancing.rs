@@ -1,12 +1,11 @@
 //! Requests are spread across peers as the algorithm and weights say, backup
-//! peers stand by, and the request reaches the peer with X-Forwarded-For.
+//! peers stand by, and the request reaches the peer with its forwarding
+//! headers, on a kept-alive connection.
 
 mod common;
 
+use common::raw_backend::{RawBackend, Received};
 use common::{count, upstream_section, Backend, Balancer, Client};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::sync::mpsc;
 use std::time::Duration;
 
 fn three_backends() -> Vec<Backend> {
@@ -135,89 +134,57 @@ fn backups_serve_only_while_every_primary_is_down() {
     assert_eq!(count(&seen, "b1"), 20, "{seen:?}");
 }
 
-/// A peer that answers 200 to everything and reports each `/api/data`
-/// request head it got, with the number of the connection it came on.
-fn recording_peer() -> (std::net::SocketAddr, mpsc::Receiver<(usize, String)>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (heads, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for (connection, stream) in listener.incoming().enumerate() {
-            let Ok(stream) = stream else { return };
-            let heads = heads.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                loop {
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        head.push_str(&line);
-                    }
-                    if head.starts_with("GET /api/data") {
-                        let _ = heads.send((connection, head));
-                    }
-                    let reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-                    if writer.write_all(reply.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (addr, received)
-}
-
 #[test]
-fn the_peer_sees_x_forwarded_for() {
-    let (peer, heads) = recording_peer();
-    let balancer = Balancer::start(&upstream_section(
-        "backend",
-        "round_robin",
-        &[peer.to_string()],
-        500,
-    ));
-    let (status, _) = common::get(&balancer.url("/api/data"));
-    assert_eq!(status, 200);
-    let (_, head) = heads
-        .recv_timeout(Duration::from_secs(5))
-        .expect("peer got the request");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("x-forwarded-for: 127.0.0.1\r\n"),
-        "{head}"
-    );
-
-    // An existing header is extended, not replaced.
+fn the_peer_sees_where_the_request_comes_from() {
+    let peer = RawBackend::start(None);
+    let section = upstream_section("backend", "round_robin", &[peer.addr.to_string()], 500);
+    // From an untrusted client (no trusted_proxies), claims are replaced.
+    let balancer = Balancer::start(&section);
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
     agent
         .get(&balancer.url("/api/data"))
         .header("X-Forwarded-For", "203.0.113.7")
         .call()
         .expect("request through the balancer");
-    let (_, head) = heads
-        .recv_timeout(Duration::from_secs(5))
-        .expect("peer got the request");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("x-forwarded-for: 203.0.113.7, 127.0.0.1\r\n"),
-        "{head}"
+    let seen = wait_for_request(&peer, "/api/data", 0);
+    assert_eq!(seen.header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-real-ip").as_deref(), Some("127.0.0.1"));
+    assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("http"));
+
+    // From a trusted proxy, the chain is extended.
+    let trusting = Balancer::start_with(&section, "trusted_proxies: [127.0.0.0/8]\n");
+    agent
+        .get(&trusting.url("/api/data"))
+        .header("X-Forwarded-For", "203.0.113.7")
+        .call()
+        .expect("request through the balancer");
+    let seen = wait_for_request(&peer, "/api/data", 1);
+    assert_eq!(
+        seen.header("x-forwarded-for").as_deref(),
+        Some("203.0.113.7, 127.0.0.1")
     );
+    assert_eq!(seen.header("x-real-ip").as_deref(), Some("203.0.113.7"));
+}
+
+/// The `n`th request (from 0) for `target` that `peer` got, waiting for it.
+fn wait_for_request(peer: &RawBackend, target: &str, n: usize) -> Received {
+    let arrived = common::wait_until(Duration::from_secs(5), || {
+        peer.received_under(target).len() > n
+    });
+    assert!(
+        arrived.is_some(),
+        "the peer got no request {n} for {target}"
+    );
+    peer.received_under(target).swap_remove(n)
 }
 
 #[test]
 fn connections_to_the_peer_are_kept_alive_and_reused() {
-    let (peer, heads) = recording_peer();
+    let peer = RawBackend::start(None);
     let balancer = Balancer::start(&upstream_section(
         "backend",
         "round_robin",
-        &[peer.to_string()],
+        &[peer.addr.to_string()],
         60_000,
     ));
     // Each client request on a connection of its own: only the balancer's
@@ -225,13 +192,10 @@ fn connections_to_the_peer_are_kept_alive_and_reused() {
     for _ in 0..20 {
         assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
     }
-    let connections: std::collections::BTreeSet<usize> = (0..20)
-        .map(|_| {
-            heads
-                .recv_timeout(Duration::from_secs(5))
-                .expect("request")
-                .0
-        })
+    let connections: std::collections::BTreeSet<usize> = peer
+        .received_under("/api/data")
+        .iter()
+        .map(|r| r.connection)
         .collect();
     // One per worker thread at most (the config runs two).
     assert!(

@@ -10,8 +10,8 @@ mod scalar;
 mod server;
 mod upstream;
 
-pub use limits::{allowed, DenyRule, LimitsConfig};
-pub use scalar::{Addr, Cidr, Interval, StatusCode, Threshold, UrlPath, Weight};
+pub use limits::{allowed, private_networks, DenyRule, EscapedSlashes, LimitsConfig};
+pub use scalar::{Addr, Cidr, Interval, PeerAddr, StatusCode, Threshold, UrlPath, Weight};
 pub use server::ServerSettings;
 pub use upstream::{
     Algorithm, HashKey, HealthCheckConfig, PassiveHealthConfig, PeerConfig, PeerList, StatusList,
@@ -45,12 +45,21 @@ pub struct Config {
     /// Where the proxy listener answers with the peer status page itself.
     #[serde(default = "default_status_path")]
     pub status_path: UrlPath,
-    /// Who may see the status page (empty: everyone).
-    #[serde(default)]
+    /// Who may see the status page (empty: everyone). Default: loopback and
+    /// the private networks.
+    #[serde(default = "private_networks")]
     pub status_allow: Vec<Cidr>,
     /// Paths refused (403) to clients outside the rule's networks.
     #[serde(default)]
     pub deny: Vec<DenyRule>,
+    /// `%2F` in request paths: forwarded as sent, or refused.
+    #[serde(default)]
+    pub escaped_slashes: EscapedSlashes,
+    /// Proxies (networks) whose forwarding headers (`X-Forwarded-For`,
+    /// `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host`, `Forwarded`)
+    /// are believed; from everyone else they are replaced.
+    #[serde(default)]
+    pub trusted_proxies: Vec<Cidr>,
     /// Bounds on client requests and connections.
     #[serde(default)]
     pub limits: LimitsConfig,

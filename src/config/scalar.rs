@@ -100,6 +100,30 @@ impl CheckedScalar for Addr {
     }
 }
 
+/// A peer's `ip:port`: a concrete address to connect to, so not the
+/// unspecified address (`0.0.0.0`, `::`) and not port 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl CheckedScalar for PeerAddr {
+    const EXPECTING: &'static str = "a peer address like 127.0.0.1:8001 or [::1]:8001";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let Addr(addr) = Addr::check(value)?;
+        if addr.ip().is_unspecified() {
+            return Err(format!(
+                "`{addr}`: {} is not an address a peer can have (it means \"any address\" to a listener)",
+                addr.ip()
+            ));
+        }
+        if addr.port() == 0 {
+            return Err(format!(
+                "`{addr}`: port 0 is not a port a peer can listen on"
+            ));
+        }
+        Ok(PeerAddr(addr))
+    }
+}
+
 /// A positive duration written the human way: `1s`, `500ms`, `2m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Interval(pub Duration);
@@ -179,6 +203,10 @@ ranged_integer!(
     ByteCount(u64), 1..=1_099_511_627_776, "a number of bytes from 1 to 1 TiB"
 );
 ranged_integer!(
+    /// A request body size that Pingora can keep in its 64 KiB retry buffer.
+    BufferSize(u64), 1..=65536, "a number of bytes from 1 to 65536"
+);
+ranged_integer!(
     /// A number of request headers.
     HeaderCount(usize), 1..=256, "a whole number from 1 to 256"
 );
@@ -210,6 +238,8 @@ impl CheckedScalar for Cidr {
 
 deserialize_via_check!(
     Cidr,
+    PeerAddr,
+    BufferSize,
     RetryCount,
     FailCount,
     ByteCount,
@@ -268,6 +298,18 @@ mod tests {
             .unwrap_err()
             .contains("not an address"));
         assert!(parse::<Addr>("127.0.0.1:99999").is_err());
+        assert!(
+            parse::<Addr>("0.0.0.0:8080").is_ok(),
+            "a listener may say any address"
+        );
+        assert!(parse::<PeerAddr>("127.0.0.1:8001").is_ok());
+        assert!(parse::<PeerAddr>("0.0.0.0:8001")
+            .unwrap_err()
+            .contains("not an address a peer can have"));
+        assert!(parse::<PeerAddr>("\"[::]:8001\"").is_err());
+        assert!(parse::<PeerAddr>("127.0.0.1:0")
+            .unwrap_err()
+            .contains("port 0"));
         assert!(parse::<UrlPath>("/check").is_ok());
         assert!(parse::<UrlPath>("check").is_err());
         assert!(parse::<UrlPath>("\"/a b\"").is_err());

@@ -2,7 +2,7 @@
 //! and how to probe them.
 
 use super::scalar::{
-    Addr, FailCount, Interval, RetryCount, StatusCode, Threshold, UrlPath, Weight,
+    FailCount, Interval, PeerAddr, RetryCount, StatusCode, Threshold, UrlPath, Weight,
 };
 use indexmap::IndexMap;
 use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -50,6 +50,16 @@ pub struct UpstreamConfig {
     /// health check must not take the site down).
     #[serde(default)]
     pub fail_open: bool,
+    /// How long an idle keep-alive connection to a peer is kept for reuse.
+    /// Below the peers' own idle timeout (Node's default is 5 s), so that
+    /// switchyard closes a connection before the peer can close it under a
+    /// request.
+    #[serde(default = "default_keepalive_timeout")]
+    pub keepalive_timeout: Interval,
+}
+
+fn default_keepalive_timeout() -> Interval {
+    Interval(Duration::from_secs(4))
 }
 
 fn default_retries() -> RetryCount {
@@ -66,8 +76,12 @@ pub struct TimeoutsConfig {
     pub read: Interval,
     /// Waiting to send the next bytes to a peer.
     pub write: Interval,
-    /// A whole client request, retries included.
+    /// From the end of the request body to the response header, connecting
+    /// and retries included.
     pub request: Interval,
+    /// Idle time of an upgraded connection (WebSocket) in either direction,
+    /// which replaces `read` and `write` once a peer answers `101`.
+    pub tunnel: Interval,
 }
 
 impl Default for TimeoutsConfig {
@@ -77,6 +91,7 @@ impl Default for TimeoutsConfig {
             read: Interval(Duration::from_secs(10)),
             write: Interval(Duration::from_secs(10)),
             request: Interval(Duration::from_secs(30)),
+            tunnel: Interval(Duration::from_secs(3600)),
         }
     }
 }
@@ -134,7 +149,7 @@ pub enum HashKey {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
-    pub addr: Addr,
+    pub addr: PeerAddr,
     #[serde(default = "unit_weight")]
     pub weight: Weight,
     /// Backup peers take traffic only while no primary peer is up.
@@ -271,7 +286,7 @@ impl<'de> Deserialize<'de> for PeerEntry {
                 f.write_str("a peer: `ip:port` or `{ addr: ip:port, weight: N, backup: bool }`")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<PeerEntry, E> {
-                let addr = Addr::deserialize(de::value::StrDeserializer::<E>::new(v))?;
+                let addr = PeerAddr::deserialize(de::value::StrDeserializer::<E>::new(v))?;
                 Ok(PeerEntry(PeerConfig {
                     addr,
                     weight: unit_weight(),

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod raw_backend;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;

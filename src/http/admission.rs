@@ -1,15 +1,19 @@
-//! What a request must satisfy before it is routed: size limits, unambiguous
-//! framing (no request smuggling), and the `deny` rules.
+//! What a request must satisfy before it is routed: size limits, a `Host`,
+//! unambiguous framing (no request smuggling), a path that can be made safe
+//! ([`path`](super::path)), and the `deny` rules, matched against that
+//! path's canonical form.
 //!
-//! Pingora already answers malformed request lines and conflicting
-//! `Content-Length` headers with 400. What it lets through and switchyard
-//! refuses: `Transfer-Encoding` together with `Content-Length` (the classic
-//! smuggling vector: two hops may disagree about where the body ends), any
-//! transfer coding but a lone `chunked`, and requests over the configured
-//! limits.
+//! Pingora already answers malformed request lines, conflicting
+//! `Content-Length` headers and several `Host` headers with 400. What it lets
+//! through and switchyard refuses: `Transfer-Encoding` together with
+//! `Content-Length` (the classic smuggling vector: two hops may disagree
+//! about where the body ends), any transfer coding but a lone `chunked`, an
+//! HTTP/1.1 request without `Host` (RFC 9112 §3.2), and requests over the
+//! configured limits.
 
-use crate::config::{allowed, Cidr, Config, DenyRule};
-use http::header;
+use super::path::{self, RequestPath};
+use crate::config::{allowed, Cidr, Config, DenyRule, EscapedSlashes};
+use http::{header, Version};
 use pingora_http::RequestHeader;
 use std::net::IpAddr;
 
@@ -26,10 +30,12 @@ impl Refusal {
     }
 }
 
+/// The admission rules of one configuration.
 pub struct Admission {
     max_header_bytes: u64,
     max_headers: usize,
     max_body_bytes: u64,
+    reject_encoded_slash: bool,
     deny: Vec<DenyRule>,
     status_allow: Vec<Cidr>,
 }
@@ -40,6 +46,7 @@ impl Admission {
             max_header_bytes: config.limits.max_header_bytes.0,
             max_headers: config.limits.max_headers.0,
             max_body_bytes: config.limits.max_body_bytes.0,
+            reject_encoded_slash: config.escaped_slashes == EscapedSlashes::Reject,
             deny: config.deny.clone(),
             status_allow: config.status_allow.clone(),
         }
@@ -50,23 +57,32 @@ impl Admission {
         self.max_body_bytes
     }
 
-    /// Check a request header; `Err` says how to refuse it.
+    /// Check a request header from `client`; its path read into the forms
+    /// rules match and peers get, or how to refuse it.
     /// `had_content_length`: the header as received carried a
     /// `Content-Length` (Pingora drops it from a request that also has
     /// `Transfer-Encoding`, so `request` alone cannot tell).
-    pub fn check(
+    pub fn check<'r>(
         &self,
-        request: &RequestHeader,
+        request: &'r RequestHeader,
         had_content_length: bool,
         client: Option<IpAddr>,
-    ) -> Result<(), Refusal> {
+    ) -> Result<RequestPath<'r>, Refusal> {
         self.check_size(request)?;
+        if request.version == Version::HTTP_11 && !request.headers.contains_key(header::HOST) {
+            return Err(Refusal::new(400, "an HTTP/1.1 request needs a Host header"));
+        }
         self.check_framing(request, had_content_length)?;
-        let path = request.uri.path();
-        if self.deny.iter().any(|rule| rule.denies(path, client)) {
+        let path = path::read(request.raw_path(), self.reject_encoded_slash)
+            .map_err(|e| Refusal::new(400, e.reason()))?;
+        if self
+            .deny
+            .iter()
+            .any(|rule| rule.denies(&path.canonical, client))
+        {
             return Err(Refusal::new(403, "this path is not available to you"));
         }
-        Ok(())
+        Ok(path)
     }
 
     /// Whether `client` may see the status page.
@@ -75,6 +91,9 @@ impl Admission {
     }
 
     fn check_size(&self, request: &RequestHeader) -> Result<(), Refusal> {
+        if request.raw_path().len() as u64 > self.max_header_bytes {
+            return Err(Refusal::new(414, "request target too long"));
+        }
         let headers = &request.headers;
         if headers.len() > self.max_headers {
             return Err(Refusal::new(431, "too many request headers"));
@@ -116,18 +135,28 @@ impl Admission {
         if lengths > 1 {
             return Err(Refusal::new(400, "more than one Content-Length"));
         }
-        if let Some(length) = headers.get(header::CONTENT_LENGTH) {
-            let length: u64 = length
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .ok_or(Refusal::new(400, "invalid Content-Length"))?;
+        if let Some(length) = content_length(request)? {
             if length > self.max_body_bytes {
                 return Err(Refusal::new(413, "request body too large"));
             }
         }
         Ok(())
     }
+}
+
+/// The request's `Content-Length`, if it has one.
+pub fn content_length(request: &RequestHeader) -> Result<Option<u64>, Refusal> {
+    request
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .map(|length| {
+            length
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .ok_or(Refusal::new(400, "invalid Content-Length"))
+        })
+        .transpose()
 }
 
 #[cfg(test)]
@@ -148,6 +177,7 @@ upstreams: { b: { peers: [127.0.0.1:1] } }
 
     fn request(path: &str, headers: &[(&str, &str)]) -> RequestHeader {
         let mut request = RequestHeader::build("POST", path.as_bytes(), None).unwrap();
+        request.append_header("Host", "x").unwrap();
         for (name, value) in headers {
             request.append_header(name.to_string(), *value).unwrap();
         }
@@ -204,18 +234,40 @@ upstreams: { b: { peers: [127.0.0.1:1] } }
         assert_eq!(status(&request("/", &many)), 431);
         let big = "v".repeat(300);
         assert_eq!(status(&request("/", &[("x-big", &big)])), 431);
+        assert_eq!(status(&request(&format!("/{big}"), &[])), 414);
     }
 
     #[test]
-    fn deny_rules_apply_by_client_address() {
-        assert_eq!(status(&request("/api/switch", &[])), 403);
+    fn http_1_1_needs_a_host() {
+        let mut no_host = RequestHeader::build("GET", b"/", None).unwrap();
+        assert_eq!(
+            admission().check(&no_host, false, None).unwrap_err().status,
+            400
+        );
+        no_host.set_version(Version::HTTP_10);
+        assert!(admission().check(&no_host, false, None).is_ok());
+    }
+
+    #[test]
+    fn deny_rules_apply_to_every_spelling_of_a_path() {
+        for path in [
+            "/api/switch",
+            "//api/switch",
+            "/API/switch",
+            "/api/%73witch",
+            "/x/../api/switch",
+        ] {
+            assert_eq!(status(&request(path, &[])), 403, "{path}");
+        }
+        assert_eq!(status(&request("/api/a\\b", &[])), 400);
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         assert!(admission()
             .check(&request("/api/switch", &[]), false, Some(local))
             .is_ok());
         assert!(
-            admission().may_see_status(None),
-            "no status_allow: everyone"
+            !admission().may_see_status(Some("203.0.113.1".parse().unwrap())),
+            "status_allow defaults to private networks"
         );
+        assert!(admission().may_see_status(Some(local)));
     }
 }

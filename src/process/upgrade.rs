@@ -9,6 +9,7 @@
 //! on the socket, only then signal the old one, and wait until the new one
 //! serves and the old one is gone.
 
+use super::pidfile;
 use crate::config::Config;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -47,14 +48,10 @@ pub fn upgrade(conf: Option<&Path>) -> Result<Upgraded, String> {
         Config::load(conf).map_err(|e| format!("{e}\nthe running switchyard was not touched"))?;
     println!("switchyard: the configuration file {source} syntax is ok");
     let pid_file = &config.server.pid_file;
-    let old_pid = read_pid(pid_file).map_err(|e| {
-        format!("{e}; is switchyard running with server.pid_file {pid_file}? Nothing was changed")
-    })?;
-    if !alive(old_pid) {
-        return Err(format!(
-            "pid {old_pid} from {pid_file} is not running; start switchyard instead of upgrading it"
-        ));
-    }
+    // Nothing is sent to a process that is not this configuration's
+    // switchyard.
+    let old_pid = pidfile::serving_switchyard(&config)
+        .map_err(|e| format!("{e}; nothing was sent, nothing was changed"))?;
 
     let socket = Path::new(&config.server.upgrade_sock);
     let stale_socket = socket_identity(socket);

@@ -1,0 +1,105 @@
+//! What one request carries from filter to filter.
+
+use super::failure::is_timeout;
+use super::forwarding::Origin;
+use crate::metrics::UpstreamErrorKind;
+use crate::peer::Peer;
+use crate::upstream::{TriedPeers, Upstream};
+use http::HeaderValue;
+use pingora_error::Error;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The state of one client request.
+pub struct RequestContext {
+    pub(super) started: Instant,
+    pub(super) upstream: Option<Arc<Upstream>>,
+    /// Where the request comes from (connection and client address).
+    pub(super) origin: Option<Origin>,
+    /// The target to send instead of the one received: the normalized path.
+    pub(super) forward_target: Option<Vec<u8>>,
+    /// The `Host` an absolute-form target names.
+    pub(super) forward_host: Option<HeaderValue>,
+    /// A WebSocket or other `Upgrade` request: tunnel timeouts.
+    pub(super) upgrade: bool,
+    /// When the time budget runs out; set once the request body is complete.
+    pub(super) deadline: Option<Instant>,
+    /// The peer of the current attempt.
+    pub(super) peer: Option<Arc<Peer>>,
+    /// When the current peer was chosen; taken when its response header
+    /// arrives.
+    pub(super) peer_chosen_at: Option<Instant>,
+    pub(super) tried: TriedPeers,
+    pub(super) attempts: u32,
+    /// The next attempt goes to the same peer on a new connection: the
+    /// pooled one it used broke.
+    pub(super) fresh_connection: bool,
+    /// That retry has been made (once per request).
+    pub(super) fresh_connection_used: bool,
+    /// The current peer has sent a response header: too late to retry.
+    pub(super) response_started: bool,
+    /// The current peer's answer is dropped for a retry (`retry_on_status`).
+    pub(super) retrying_status: bool,
+    /// The last attempt failed on a timeout: a final failure is a 504.
+    pub(super) timed_out: bool,
+}
+
+impl RequestContext {
+    pub(super) fn new() -> Self {
+        RequestContext {
+            started: Instant::now(),
+            upstream: None,
+            origin: None,
+            forward_target: None,
+            forward_host: None,
+            upgrade: false,
+            deadline: None,
+            peer: None,
+            peer_chosen_at: None,
+            tried: TriedPeers::default(),
+            attempts: 0,
+            fresh_connection: false,
+            fresh_connection_used: false,
+            response_started: false,
+            retrying_status: false,
+            timed_out: false,
+        }
+    }
+
+    /// Time left of the budget, or all of it while the body is still coming.
+    pub(super) fn remaining(&self, budget: Duration) -> Duration {
+        match self.deadline {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => budget,
+        }
+    }
+
+    /// Whether the budget has run out (within a millisecond of the timer
+    /// that says so).
+    pub(super) fn out_of_time(&self) -> bool {
+        self.deadline
+            .is_some_and(|d| Instant::now() + Duration::from_millis(1) >= d)
+    }
+
+    /// Whether the upstream's policy allows another attempt: attempts and
+    /// time left.
+    pub(super) fn may_try_again(&self) -> bool {
+        self.upstream
+            .as_ref()
+            .is_some_and(|u| self.attempts < u.policy.max_attempts && !self.out_of_time())
+    }
+
+    /// Passive health and metrics: the current peer failed this request.
+    pub(super) fn peer_failed(&mut self, error: &Error) {
+        self.timed_out = is_timeout(error);
+        self.count_against_peer(UpstreamErrorKind::of(error));
+    }
+
+    /// Count a failure of `kind` against the current peer.
+    pub(super) fn count_against_peer(&self, kind: UpstreamErrorKind) {
+        if let (Some(upstream), Some(peer)) = (&self.upstream, &self.peer) {
+            peer.metrics.count_error(kind);
+            peer.record_request_failure(upstream.policy.max_fails, kind.label());
+        }
+    }
+}

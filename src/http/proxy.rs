@@ -1,0 +1,598 @@
+//! The request path: Pingora's [`ProxyHttp`] for switchyard.
+//!
+//! `request_filter` tells the client stream how the body is framed, works
+//! out where the request comes from ([`Forwarding`]), admits it
+//! ([`Admission`]: limits, `Host`, framing, the path's two forms, deny
+//! rules), answers the status page, routes the request to an upstream, and
+//! reads a small body in full before any peer is involved; `upstream_peer`
+//! picks an UP peer there that this request has not tried yet;
+//! `upstream_request_filter` sends the normalized path and the forwarding
+//! headers. Failures feed passive health and go to another peer while the
+//! upstream's policy allows (`fail_to_connect`, `error_while_proxy`, and
+//! `upstream_response_filter` for `retry_on_status`), unless they were not
+//! the peer's doing ([`failure`](super::failure)). `logging` turns the
+//! request context into metrics. Nothing here allocates for metrics: the
+//! handles hang off the peer and the upstream, resolved at startup.
+//!
+//! The request's time budget (`timeouts.request`) starts once its body is
+//! complete, and bounds connecting and waiting for a response header over
+//! all attempts. Pingora times out single reads only, so the budget is
+//! enforced through the client stream ([`ClientStream::set_budget`]), which
+//! Pingora polls while it waits for the peer.
+
+use super::admission::{content_length, Admission};
+use super::context::RequestContext;
+use super::failure::{self, is_broken_connection, is_timeout};
+use super::forwarding::Forwarding;
+use super::respond;
+use crate::config::{Config, HashKey};
+use crate::listen::stream::{ClientStream, Framing};
+use crate::metrics::UpstreamErrorKind;
+use crate::resources::is_exhausted;
+use crate::router::Router;
+use crate::upstream::TriedPeers;
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{header, HeaderValue};
+use pingora_core::modules::http::HttpModules;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorSource, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The pool group of connections made for a retry on a fresh connection:
+/// none of them is ever pooled (the retry says `Connection: close`), so a
+/// lookup in this group finds nothing and connects anew.
+const FRESH_CONNECTION_GROUP: u64 = u64::MAX;
+
+/// The balancer.
+pub struct Balancer {
+    router: Router,
+    status_path: String,
+    admission: Admission,
+    forwarding: Forwarding,
+    keepalive_seconds: u64,
+    body_timeout: Duration,
+    buffer_body_bytes: u64,
+}
+
+impl Balancer {
+    pub fn new(router: Router, config: &Config) -> Self {
+        Balancer {
+            router,
+            status_path: config.status_path.0.clone(),
+            admission: Admission::new(config),
+            forwarding: Forwarding::new(config.trusted_proxies.clone()),
+            keepalive_seconds: config.limits.keepalive_timeout.0.as_secs().max(1),
+            body_timeout: config.limits.body_timeout.0,
+            buffer_body_bytes: config.limits.buffer_body_bytes.0,
+        }
+    }
+
+    /// Start the request's time budget: its body is complete.
+    fn start_budget(&self, session: &Session, ctx: &mut RequestContext) {
+        let Some(upstream) = &ctx.upstream else {
+            return;
+        };
+        if ctx.deadline.is_some() {
+            return;
+        }
+        let deadline = Instant::now() + upstream.policy.request_timeout;
+        ctx.deadline = Some(deadline);
+        if let Some(stream) = client_stream(session) {
+            stream.set_budget(Some(tokio::time::Instant::from_std(deadline)));
+        }
+    }
+
+    /// Read a body of `length` bytes now, before any peer is chosen: a slow
+    /// client then holds no peer's connection, and its slowness cannot be
+    /// taken for the peer's. Pingora keeps the body (in its retry buffer)
+    /// and sends it on.
+    async fn read_body_first(&self, session: &mut Session) -> Result<()> {
+        loop {
+            match session.read_request_body().await {
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(()),
+                Err(e) if is_timeout(&e) => {
+                    return Error::e_explain(
+                        ErrorType::HTTPStatus(408),
+                        "the request body took too long (limits.body_timeout)",
+                    );
+                }
+                Err(mut e) => {
+                    e.as_down();
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// The client stream of a request, when the connection came through
+/// switchyard's listener.
+fn client_stream(session: &Session) -> Option<&ClientStream> {
+    session.as_downstream().stream().and_then(ClientStream::of)
+}
+
+/// How a request's body is framed (Pingora has already refused what it
+/// cannot frame).
+fn framing_of(request: &RequestHeader) -> Framing {
+    if request.headers.contains_key(header::TRANSFER_ENCODING) {
+        Framing::Chunked
+    } else {
+        match content_length(request) {
+            Ok(Some(length)) if length > 0 => Framing::Length(length),
+            _ => Framing::Empty,
+        }
+    }
+}
+
+/// The key a hashing algorithm hashes, borrowed from the request (or, for a
+/// client IP, copied into `buffer`) so that nothing is allocated.
+fn hash_key<'a>(
+    key: HashKey,
+    session: &'a Session,
+    client: Option<IpAddr>,
+    buffer: &'a mut [u8; 16],
+) -> &'a [u8] {
+    match key {
+        HashKey::Uri => session
+            .req_header()
+            .uri
+            .path_and_query()
+            .map_or(b"/", |pq| pq.as_str().as_bytes()),
+        HashKey::ClientIp => match client {
+            Some(IpAddr::V4(ip)) => {
+                buffer[..4].copy_from_slice(&ip.octets());
+                &buffer[..4]
+            }
+            Some(IpAddr::V6(ip)) => {
+                *buffer = ip.octets();
+                &buffer[..]
+            }
+            None => b"",
+        },
+    }
+}
+
+/// Whether a request with `Transfer-Encoding` arrived with a
+/// `Content-Length` too, which Pingora removes from the parsed header. Only
+/// such (rare) requests pay for a look at the raw header.
+fn had_content_length(session: &Session) -> bool {
+    let request = session.req_header();
+    if !request.headers.contains_key(header::TRANSFER_ENCODING) {
+        return request.headers.contains_key(header::CONTENT_LENGTH);
+    }
+    session.as_downstream().as_http1().is_some_and(|h1| {
+        h1.get_headers_raw_bytes()
+            .split(|b| *b == b'\n')
+            .any(|line| line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:"))
+    })
+}
+
+/// A request target for a log line: at most 200 bytes of it, escaped.
+fn loggable(target: &[u8]) -> String {
+    let shown = &target[..target.len().min(200)];
+    let mut text = shown.escape_ascii().to_string();
+    if shown.len() < target.len() {
+        text.push_str("...");
+    }
+    text
+}
+
+/// What `request_filter` decided about a request, before it answers.
+enum Admitted {
+    Refused(u16, &'static str),
+    StatusPage,
+    NotRouted,
+    Routed(Arc<crate::upstream::Upstream>),
+}
+
+#[async_trait]
+impl ProxyHttp for Balancer {
+    type CTX = RequestContext;
+
+    /// No downstream modules. Pingora's default adds its response
+    /// compression module, switched off, which still builds a context and
+    /// runs its filters on every request; switchyard passes bodies through
+    /// as the peers sent them.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
+
+    fn new_ctx(&self) -> RequestContext {
+        RequestContext::new()
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> Result<bool> {
+        // The client stream hands out the body only once told its framing.
+        if let Some(stream) = client_stream(session) {
+            stream.set_framing(framing_of(session.req_header()));
+        }
+        // While shutting down Pingora has already turned keep-alive off (the
+        // answer says `Connection: close`); leave it off then.
+        if session.as_downstream().get_keepalive().is_some() {
+            session.set_keepalive(Some(self.keepalive_seconds));
+        }
+        // Pipelined requests are served one after the other, in order.
+        session.as_downstream_mut().set_pipelining_enabled(true);
+        session.set_read_timeout(Some(self.body_timeout));
+
+        let peer_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        ctx.origin = peer_ip.map(|ip| self.forwarding.origin(ip, &session.req_header().headers));
+        let client = ctx.origin.map(|o| o.client);
+        let had_content_length = had_content_length(session);
+        let admitted = match self
+            .admission
+            .check(session.req_header(), had_content_length, client)
+        {
+            Err(refusal) => Admitted::Refused(refusal.status, refusal.reason),
+            Ok(path) => {
+                let decision = if *path.canonical == *self.status_path.as_bytes() {
+                    Admitted::StatusPage
+                } else {
+                    match self.router.route(&path.canonical) {
+                        Some(upstream) => Admitted::Routed(Arc::clone(upstream)),
+                        None => Admitted::NotRouted,
+                    }
+                };
+                ctx.forward_host = path
+                    .authority
+                    .and_then(|host| HeaderValue::from_bytes(host).ok());
+                ctx.forward_target = path.forward;
+                decision
+            }
+        };
+        let upstream = match admitted {
+            Admitted::Refused(status, reason) => {
+                log::info!(
+                    "refused {} from {}: {status} {reason}",
+                    loggable(session.req_header().raw_path()),
+                    client.map_or_else(|| "?".to_string(), |ip| ip.to_string()),
+                );
+                respond::plain_error(session, status, Some(reason)).await?;
+                return Ok(true);
+            }
+            Admitted::StatusPage if self.admission.may_see_status(client) => {
+                respond::status_page(session, self.router.upstreams()).await?;
+                return Ok(true);
+            }
+            Admitted::StatusPage => {
+                let detail = Some("the status page is not available to you");
+                respond::plain_error(session, 403, detail).await?;
+                return Ok(true);
+            }
+            Admitted::NotRouted => {
+                respond::plain_error(session, 404, Some("no upstream serves this path")).await?;
+                return Ok(true);
+            }
+            Admitted::Routed(upstream) => upstream,
+        };
+        upstream.metrics.request_started();
+        let no_peer = !upstream.has_untried_peer(TriedPeers::default());
+        ctx.upstream = Some(Arc::clone(&upstream));
+        if no_peer {
+            // Answered here, the client keeps its connection.
+            respond::plain_error(session, 503, Some("no peer is up")).await?;
+            return Ok(true);
+        }
+        ctx.upgrade = session.is_upgrade_req();
+        if ctx.upgrade {
+            session.set_read_timeout(Some(upstream.policy.tunnel_timeout));
+        }
+        // Keep the start of the body so a failed attempt can be replayed on
+        // another peer.
+        session.enable_retry_buffering();
+        if let Framing::Length(length) = framing_of(session.req_header()) {
+            if length <= self.buffer_body_bytes && !ctx.upgrade {
+                self.read_body_first(session).await?;
+            }
+        }
+        if session.is_body_done() {
+            self.start_budget(session, ctx);
+        }
+        Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        if session.body_bytes_read() as u64 > self.admission.max_body_bytes() {
+            return Error::e_explain(ErrorType::HTTPStatus(413), "request body too large");
+        }
+        if end_of_stream {
+            self.start_budget(session, ctx);
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(upstream) = ctx.upstream.as_ref() else {
+            return Error::e_explain(ErrorType::InternalError, "request was not routed");
+        };
+        let remaining = ctx.remaining(upstream.policy.request_timeout);
+        if remaining.is_zero() {
+            return Error::e_explain(ErrorType::HTTPStatus(504), "the request ran out of time");
+        }
+        let fresh = std::mem::take(&mut ctx.fresh_connection);
+        let peer = match (&ctx.peer, fresh) {
+            (Some(peer), true) => Arc::clone(peer),
+            _ => {
+                let mut buffer = [0u8; 16];
+                let client = ctx.origin.map(|o| o.client);
+                let key = hash_key(upstream.hash_key, session, client, &mut buffer);
+                let Some(peer) = upstream.select(key, ctx.tried) else {
+                    let (code, why) = match (ctx.attempts, ctx.timed_out) {
+                        (0, _) => (503, "no peer is up"),
+                        (_, true) => (504, "every peer tried timed out"),
+                        (_, false) => (502, "every peer tried failed"),
+                    };
+                    return Error::e_explain(ErrorType::HTTPStatus(code), why);
+                };
+                ctx.tried.add(peer.index);
+                ctx.attempts += 1;
+                Arc::clone(peer)
+            }
+        };
+        let mut http_peer = peer.http_peer();
+        if fresh {
+            http_peer.group_key = FRESH_CONNECTION_GROUP;
+        }
+        let options = &mut http_peer.options;
+        if ctx.upgrade {
+            // A tunnel idles in either direction; the budget still bounds
+            // the wait for the 101.
+            options.read_timeout = Some(upstream.policy.tunnel_timeout);
+            options.write_timeout = Some(upstream.policy.tunnel_timeout);
+        }
+        // The request's time budget bounds every wait on the peer.
+        let clamp = |limit: &mut Option<Duration>| {
+            if limit.is_none_or(|d| d > remaining) {
+                *limit = Some(remaining);
+            }
+        };
+        clamp(&mut options.connection_timeout);
+        if !ctx.upgrade {
+            clamp(&mut options.read_timeout);
+            clamp(&mut options.write_timeout);
+        }
+        ctx.response_started = false;
+        ctx.peer = Some(peer);
+        ctx.peer_chosen_at = Some(Instant::now());
+        Ok(http_peer)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        if let Some(origin) = &ctx.origin {
+            self.forwarding.apply(upstream_request, origin)?;
+        }
+        if let Some(target) = &ctx.forward_target {
+            upstream_request.set_raw_path(target)?;
+        }
+        if let Some(host) = &ctx.forward_host {
+            upstream_request.insert_header(header::HOST, host.clone())?;
+        } else if !upstream_request.headers.contains_key(header::HOST) {
+            // An HTTP/1.0 request may come without Host; HTTP/1.1 to the
+            // peer needs one: the peer's address.
+            if let Some(peer) = &ctx.peer {
+                upstream_request.insert_header(header::HOST, peer.label.as_str())?;
+            }
+        }
+        if ctx.fresh_connection_used {
+            // Keep the retry's connection out of the pool.
+            upstream_request.insert_header(header::CONNECTION, "close")?;
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        let status = upstream_response.status;
+        if status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(());
+        }
+        // The answer is here: the time budget no longer applies.
+        if let Some(stream) = client_stream(session) {
+            stream.set_budget(None);
+            if status == http::StatusCode::SWITCHING_PROTOCOLS {
+                stream.open_tunnel();
+            }
+        }
+        ctx.response_started = true;
+        let (Some(upstream), Some(peer)) = (&ctx.upstream, &ctx.peer) else {
+            return Ok(());
+        };
+        if let Some(chosen) = ctx.peer_chosen_at.take() {
+            peer.metrics
+                .observe_upstream_response(chosen.elapsed().as_secs_f64());
+        }
+        if upstream.policy.fails_on_status(status.as_u16()) {
+            peer.record_request_failure(upstream.policy.max_fails, status.as_str());
+        } else {
+            peer.health.record_request_success();
+        }
+        let retry = upstream.policy.retries_status(status.as_u16())
+            && session.req_header().method.is_idempotent()
+            && !session.as_ref().retry_buffer_truncated()
+            && ctx.may_try_again()
+            && upstream.has_untried_peer(ctx.tried);
+        if retry {
+            // This answer is dropped; error_while_proxy sends the request on
+            // to another peer.
+            ctx.retrying_status = true;
+            return Error::e_explain(
+                ErrorType::HTTPStatus(status.as_u16()),
+                "retrying on another peer",
+            );
+        }
+        Ok(())
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestContext,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if is_exhausted(&e) {
+            log::warn!("cannot connect to a peer: this host is out of resources: {e}");
+            e.set_retry(false);
+            return e;
+        }
+        ctx.peer_failed(&e);
+        // Nothing of the request was sent: any method may go elsewhere.
+        e.set_retry(ctx.may_try_again());
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestContext,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if std::mem::take(&mut ctx.retrying_status) {
+            e.set_retry(true);
+            return e;
+        }
+        if !ctx.response_started && ctx.out_of_time() {
+            // The client stream's budget ended the wait: the peer was too
+            // slow to answer.
+            ctx.timed_out = true;
+            ctx.count_against_peer(UpstreamErrorKind::ReadTimeout);
+            let mut timeout = Error::explain(
+                ErrorType::HTTPStatus(504),
+                "the request ran out of time (timeouts.request)",
+            );
+            timeout.set_retry(false);
+            return timeout;
+        }
+        if !session.is_body_done() {
+            // The client's body is incomplete: whatever timed out, the
+            // client kept everyone waiting. Nothing counts against the peer.
+            e.set_retry(false);
+            if is_timeout(&e) {
+                let mut stalled = Error::explain(
+                    ErrorType::HTTPStatus(408),
+                    "the request body took too long (limits.body_timeout)",
+                );
+                stalled.set_retry(false);
+                return stalled;
+            }
+            return e;
+        }
+        if e.esource() != &ErrorSource::Upstream || is_exhausted(&e) {
+            // The client went away or sent something bad, or this host is
+            // out of resources: not the peer's fault.
+            e.set_retry(false);
+            return e;
+        }
+        let method_may_repeat = session.req_header().method.is_idempotent();
+        let body_kept = !session.as_ref().retry_buffer_truncated();
+        if client_reused
+            && !ctx.response_started
+            && !ctx.fresh_connection_used
+            && is_broken_connection(&e)
+            && body_kept
+            && (method_may_repeat || failure::failed_while_sending(&e))
+        {
+            // A pooled connection that the peer had closed while it was
+            // idle: not the peer's failure. Once more, on a new connection.
+            log::debug!("retrying on a new connection after a reused one broke: {e}");
+            ctx.fresh_connection = true;
+            ctx.fresh_connection_used = true;
+            e.set_retry(true);
+            return e;
+        }
+        ctx.peer_failed(&e);
+        // Once the peer answered, for a method that must not run twice, or
+        // with a body too long to replay, the failure is final.
+        let retry = !ctx.response_started && method_may_repeat && body_kept && ctx.may_try_again();
+        e.set_retry(retry);
+        e
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestContext,
+    ) -> FailToProxy {
+        let code = failure::status_of(e);
+        if code == 0 {
+            log::debug!("client gone: {e}");
+        } else if e.esource() == &ErrorSource::Downstream {
+            log::info!(
+                "refused {} from {}: {code} {e}",
+                loggable(session.req_header().raw_path()),
+                ctx.origin
+                    .map_or_else(|| "?".to_string(), |o| o.client.to_string()),
+            );
+        }
+        if code > 0 {
+            let detail = failure::detail_of(e);
+            if let Err(write_error) = respond::plain_error(session, code, detail.as_deref()).await {
+                log::debug!("could not send the {code} response: {write_error}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    /// Clients that go away or send what cannot be served are their own
+    /// business, logged (at info, as refusals) by `fail_to_proxy`: not an
+    /// ERROR line each.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestContext, error: &Error) -> bool {
+        error.esource() == &ErrorSource::Downstream
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestContext) {
+        if let Some(stream) = client_stream(session) {
+            stream.set_budget(None);
+        }
+        let Some(upstream) = ctx.upstream.as_ref() else {
+            return;
+        };
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let counters = match &ctx.peer {
+            Some(peer) => &peer.metrics.requests,
+            None => &upstream.metrics.without_peer,
+        };
+        counters.record(status);
+        upstream
+            .metrics
+            .observe_request(ctx.started.elapsed().as_secs_f64());
+        upstream.metrics.request_finished();
+    }
+}

@@ -1,0 +1,94 @@
+//! The signals an operator, a logrotate or an nginx habit sends, besides
+//! Pingora's own (SIGTERM, SIGINT, SIGQUIT).
+//!
+//! Their default action is to end the process, which is the last thing a
+//! balancer should do on a `kill -HUP` or a logrotate's `postrotate`. So
+//! from the very start ([`ignore_until_handled`]) they are ignored, and once
+//! the server runs, [`SignalHandler`] acts on them, with a log line each:
+//! - SIGUSR1 reopens `server.error_log` (after logrotate moved it away);
+//! - SIGHUP does not reload the configuration; it says how to apply one
+//!   (`switchyard upgrade -c FILE`, which hands over without dropping a
+//!   request).
+
+use async_trait::async_trait;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::AsRawFd;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// Ignore SIGHUP and SIGUSR1 until [`SignalHandler`] takes them over: call
+/// first thing in `main`, before anything could send one.
+pub fn ignore_until_handled() {
+    for signal in [libc::SIGHUP, libc::SIGUSR1] {
+        // SAFETY: setting a signal's disposition to SIG_IGN has no
+        // memory-safety preconditions.
+        unsafe {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+    }
+}
+
+/// Acts on SIGHUP and SIGUSR1 while the server runs.
+pub struct SignalHandler {
+    /// The log file that stderr goes to (daemon mode), reopened on SIGUSR1.
+    error_log: Option<String>,
+}
+
+impl SignalHandler {
+    /// `error_log`: where stderr was sent when the process daemonized.
+    pub fn new(error_log: Option<String>) -> Self {
+        SignalHandler { error_log }
+    }
+
+    fn reopen_log(&self) {
+        let Some(path) = &self.error_log else {
+            log::info!("SIGUSR1: logging to stderr, no log file to reopen");
+            return;
+        };
+        match reopen_stderr(path) {
+            Ok(()) => log::info!("SIGUSR1: reopened {path}"),
+            Err(e) => {
+                log::error!("SIGUSR1: cannot reopen {path}: {e}; logging goes on to the old file")
+            }
+        }
+    }
+}
+
+/// Point stderr at a freshly opened `path` (appending, created if need be).
+fn reopen_stderr(path: &str) -> io::Result<()> {
+    let file = OpenOptions::new().append(true).create(true).open(path)?;
+    // SAFETY: both are open file descriptors; dup2 replaces stderr
+    // atomically, so a concurrent log line goes to one file or the other.
+    if unsafe { libc::dup2(file.as_raw_fd(), libc::STDERR_FILENO) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl BackgroundService for SignalHandler {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let (mut hangup, mut user1) = match (
+            signal(SignalKind::hangup()),
+            signal(SignalKind::user_defined1()),
+        ) {
+            (Ok(hangup), Ok(user1)) => (hangup, user1),
+            (Err(e), _) | (_, Err(e)) => {
+                log::error!("cannot handle SIGHUP and SIGUSR1 ({e}); they stay ignored");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = hangup.recv() => log::warn!(
+                    "SIGHUP: ignored; to apply a new configuration without dropping a request, \
+                     run `switchyard upgrade -c FILE`"
+                ),
+                _ = user1.recv() => self.reopen_log(),
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
