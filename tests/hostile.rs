@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{upstream_section, Backend, Balancer, Load};
+use common::{status_line, upstream_section, Backend, Balancer, Load};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -14,18 +14,7 @@ const LIMITS: &str = "limits: { max_header_bytes: 4096, max_headers: 20, max_bod
 /// Send `raw` on a new connection and read until the balancer closes it
 /// (or 5 s pass); the answer.
 fn exchange(balancer: &Balancer, raw: &[u8]) -> String {
-    let mut stream = TcpStream::connect(balancer.listen).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    let _ = stream.write_all(raw);
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
-fn status_line(answer: &str) -> &str {
-    answer.lines().next().unwrap_or("<closed>")
+    common::exchange(balancer.listen, raw, Duration::from_secs(5))
 }
 
 #[test]
@@ -221,4 +210,43 @@ fn deny_rules_and_status_allow_answer_403() {
         200,
         "switched off by the balancer, back on now"
     );
+}
+
+#[test]
+fn a_chunked_body_reaches_the_peer_as_sent_or_not_at_all() {
+    let peer = common::raw_backend::RawBackend::start(None);
+    let balancer = Balancer::start(&upstream_section(
+        "backend",
+        "round_robin",
+        &[peer.addr.to_string()],
+        500,
+    ));
+    let post = |target: &str, body: &[u8]| {
+        let mut raw = format!(
+            "POST {target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        .into_bytes();
+        raw.extend_from_slice(body);
+        exchange(&balancer, &raw)
+    };
+    // A chunk extension is fine...
+    let answer = post("/ext", b"5;name=value\r\nhello\r\n0\r\n\r\n");
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK");
+    assert_eq!(peer.received_under("/ext")[0].body, b"hello");
+    // ...but not one with a bare LF, which httparse reads as part of the
+    // extension: the peer would get another body (`0\r\n\r\n`, or here
+    // `ABCDE`) than the client sent (`hello`).
+    for (target, body) in [
+        ("/bare-lf", &b"5;a=b\nhello\r\n0\r\n\r\n"[..]),
+        ("/smuggled", b"5;a\nhello\r\nABCDE\r\n0\r\n\r\n"),
+    ] {
+        let answer = post(target, body);
+        assert_eq!(status_line(&answer), "HTTP/1.1 400 Bad Request", "{target}");
+        assert!(answer.contains("bare LF in a chunk extension"), "{answer}");
+        let complete = peer.received_under(target);
+        assert!(
+            complete.is_empty(),
+            "{target} reached the peer: {complete:?}"
+        );
+    }
 }

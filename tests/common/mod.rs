@@ -8,16 +8,20 @@ pub mod raw_backend;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The `switchyard` binary under test.
+/// The `switchyard` binary under test: the one cargo built, or the one
+/// `SWITCHYARD_TEST_BIN` names (to run a test against another build, e.g.
+/// to see it fail before a fix).
 pub fn switchyard_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_switchyard"))
+    std::env::var_os("SWITCHYARD_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_switchyard")))
 }
 
 /// The demo backend, built by `cargo test` next to the binary.
@@ -62,6 +66,22 @@ pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Optio
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Send `raw` on a new connection to `addr` and read until the other side
+/// closes it or `limit` passes; the answer as text (empty: closed at once).
+pub fn exchange(addr: SocketAddr, raw: &[u8], limit: Duration) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(limit)).expect("read timeout");
+    let _ = stream.write_all(raw);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status line of an answer, or `<closed>`.
+pub fn status_line(answer: &str) -> &str {
+    answer.lines().next().unwrap_or("<closed>")
 }
 
 fn accepts(addr: SocketAddr) -> bool {
@@ -243,7 +263,11 @@ impl Balancer {
 
     /// Like [`Balancer::start`], with extra top-level YAML.
     pub fn start_with(upstreams: &str, extra: &str) -> Balancer {
-        let site = Site::new(upstreams, extra);
+        Balancer::start_site(Site::new(upstreams, extra))
+    }
+
+    /// Start a balancer for `site` and wait until its proxy listener answers.
+    pub fn start_site(site: Site) -> Balancer {
         let process = Process::spawn(
             Command::new(switchyard_bin())
                 .arg("-c")
@@ -266,8 +290,14 @@ impl Site {
     /// A config with `upstreams`, `extra` top-level YAML, fresh ports, and
     /// pid file, upgrade socket and error log in a temporary directory.
     pub fn new(upstreams: &str, extra: &str) -> Site {
+        Site::listening_on([127, 0, 0, 1].into(), upstreams, extra)
+    }
+
+    /// Like [`Site::new`], with the proxy listening on `ip` (`::` for a
+    /// dual-stack listener).
+    pub fn listening_on(ip: std::net::IpAddr, upstreams: &str, extra: &str) -> Site {
         let dir = tempfile::tempdir().expect("temp dir");
-        let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let listen = SocketAddr::new(ip, free_port());
         let metrics: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let config_path = dir.path().join("switchyard.yaml");
         let site = Site {
@@ -283,7 +313,7 @@ impl Site {
     /// Write a config for this site's ports and files to `path`.
     pub fn write_config(&self, path: &Path, upstreams: &str, extra: &str) {
         let config = format!(
-            "{}  error_log: {}\nlisten: {}\nmetrics: {}\n{extra}upstreams:\n{upstreams}",
+            "{}  error_log: {}\nlisten: \"{}\"\nmetrics: \"{}\"\n{extra}upstreams:\n{upstreams}",
             server_section(self.dir.path()),
             self.error_log().display(),
             self.listen,
