@@ -186,3 +186,54 @@ fn a_daemon_that_cannot_start_says_why() {
     assert!(daemon.is_none());
     assert!(output_text(&output).contains("an upstream needs at least one peer"));
 }
+
+#[test]
+fn upgrade_signals_nothing_but_the_switchyard_of_its_config() {
+    let backend = Backend::start("b1", 0);
+    let section = upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500);
+    let upgrade_with = |config: &std::path::Path| {
+        let upgrade = run_switchyard(
+            &["upgrade".as_ref(), "-c".as_ref(), config.as_os_str()],
+            Duration::from_secs(30),
+        );
+        (upgrade.status.success(), output_text(&upgrade))
+    };
+
+    // The pid file names a process that is not switchyard (a stale pid
+    // file whose number was taken by something else).
+    let site = Site::new(&section, "");
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("start a bystander");
+    std::fs::write(site.pid_file(), bystander.id().to_string()).unwrap();
+    let (upgraded, text) = upgrade_with(&site.config_path);
+    assert!(!upgraded, "{text}");
+    assert!(
+        text.contains("not switchyard") && text.contains("nothing was sent"),
+        "{text}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "the bystander got a signal"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+
+    // It names a switchyard, but one serving another configuration.
+    let other = start_daemon(Site::new(&section, ""));
+    let other_pid = other.current_pid();
+    std::fs::write(site.pid_file(), other_pid.to_string()).unwrap();
+    let (upgraded, text) = upgrade_with(&site.config_path);
+    assert!(!upgraded, "{text}");
+    assert!(
+        text.contains(&format!(
+            "does not hold this configuration's listen socket {}",
+            site.listen
+        )),
+        "{text}"
+    );
+    assert!(alive(other_pid));
+    assert_eq!(common::get(&other.url("/api/data")).0, 200);
+}

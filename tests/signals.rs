@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{upstream_section, Backend, Balancer};
+use common::{upstream_section, Backend, Balancer, Daemon, Site};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -65,4 +65,53 @@ fn sigterm_drains_in_flight_requests() {
         took < Duration::from_secs(4),
         "grace 2 s + shutdown 1 s, took {took:?}"
     );
+}
+
+#[test]
+fn sighup_and_sigusr1_leave_the_balancer_serving() {
+    let backend = Backend::start("b1", 0);
+    let balancer = Balancer::start(&upstream_section(
+        "backend",
+        "round_robin",
+        &[backend.addr.to_string()],
+        500,
+    ));
+    for signal in ["HUP", "USR1", "HUP"] {
+        balancer.process.signal(signal);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(common::alive(balancer.process.pid()), "SIGHUP killed it");
+        assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
+    }
+    let log = balancer.process.log();
+    assert!(log.contains("SIGHUP: ignored"), "{log}");
+    assert!(log.contains("SIGUSR1: logging to stderr"), "{log}");
+}
+
+#[test]
+fn sigusr1_reopens_the_error_log_after_a_rotation() {
+    let backend = Backend::start("b1", 0);
+    let (output, daemon) = Daemon::start(Site::new(
+        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
+        "",
+    ));
+    let daemon = daemon.unwrap_or_else(|| panic!("{}", common::output_text(&output)));
+    let pid = daemon.current_pid();
+    // What logrotate does: move the file away, then signal.
+    let rotated = daemon.dir.path().join("error.log.1");
+    std::fs::rename(daemon.error_log(), &rotated).unwrap();
+    assert!(std::process::Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let reopened = common::wait_until(Duration::from_secs(5), || {
+        daemon.log().contains("SIGUSR1: reopened")
+    });
+    assert!(reopened.is_some(), "no new log file");
+    assert!(common::alive(pid));
+    // New lines go to the new file, the old ones stay in the rotated one.
+    assert_eq!(common::get(&daemon.url("/check")).0, 200);
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.contains("switchyard is ready"), "{old}");
+    assert!(!old.contains("SIGUSR1: reopened"), "{old}");
 }
