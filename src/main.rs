@@ -6,18 +6,13 @@ use switchyard::config::Config;
 use switchyard::process::cli::{Action, Cli};
 use switchyard::process::open_files;
 use switchyard::process::preflight::{self, Start};
-use switchyard::process::{signals, upgrade};
+use switchyard::process::{logging, signals, upgrade};
 
 fn main() -> ExitCode {
     // Before anything could send one: a stray SIGHUP or SIGUSR1 must not
     // end the process.
     signals::ignore_until_handled();
-    // switchyard logs every peer state change itself, with the reason;
-    // Pingora's load-balancing module would log each one a second time.
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("info,pingora_load_balancing=error"),
-    )
-    .init();
+    logging::init();
 
     let cli = Cli::parse();
     if let Some(Action::Upgrade) = cli.command {

@@ -152,3 +152,101 @@ proptest! {
         let _ = switchyard::status::Format::negotiate(query.as_deref(), accept.as_deref());
     }
 }
+
+/// A request path made of the pieces that path normalization must see
+/// through.
+fn tricky_path() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("/"),
+        Just("//"),
+        Just("."),
+        Just(".."),
+        Just("%2e"),
+        Just("%2E%2e"),
+        Just("%2f"),
+        Just("%2F"),
+        Just("api"),
+        Just("API"),
+        Just("%61pi"),
+        Just("switch"),
+        Just("%73witch"),
+        Just("Switch"),
+        Just(";x"),
+        Just("%5c"),
+        Just("\\"),
+        Just("%00"),
+        Just("%"),
+        Just("a"),
+        Just("%7e"),
+    ];
+    proptest::collection::vec(piece, 1..10).prop_map(|pieces| format!("/{}", pieces.concat()))
+}
+
+/// The broadest reading any backend could make of a request target: every
+/// escape decoded, `\` taken as `/`, path parameters dropped, dot segments
+/// resolved, case ignored.
+fn broadest_reading(target: &str) -> String {
+    let path = target.split('?').next().unwrap_or_default().as_bytes();
+    let mut decoded = Vec::new();
+    let mut at = 0;
+    while at < path.len() {
+        let escape = path
+            .get(at + 1..at + 3)
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match (path[at], escape) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                at += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                at += 1;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&decoded).replace('\\', "/");
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in text.split('/') {
+        match segment.split(';').next().unwrap_or_default() {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    format!("/{}", segments.join("/")).to_ascii_lowercase()
+}
+
+#[test]
+fn no_generated_spelling_of_a_denied_path_reaches_the_peer() {
+    let peer = common::raw_backend::RawBackend::start(None);
+    let balancer = Balancer::start_with(
+        &upstream_section("backend", "round_robin", &[peer.addr.to_string()], 500),
+        "deny: [{ path_prefix: /api/switch }]\n",
+    );
+    let listen = balancer.listen;
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(300));
+    runner
+        .run(&tricky_path(), |path| {
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let answer = common::exchange(listen, request.as_bytes(), Duration::from_secs(3));
+            let status = common::status_line(&answer);
+            prop_assert!(
+                ["200", "400", "403"]
+                    .iter()
+                    .any(|s| status.starts_with(&format!("HTTP/1.1 {s} "))),
+                "{status} for {path}"
+            );
+            Ok(())
+        })
+        .unwrap();
+    let leaked: Vec<String> = peer
+        .received()
+        .into_iter()
+        .map(|r| r.target)
+        .filter(|t| broadest_reading(t).starts_with("/api/switch"))
+        .collect();
+    assert!(leaked.is_empty(), "reached the peer: {leaked:?}");
+    assert!(peer.received().len() > 10, "nothing got through at all");
+}

@@ -250,3 +250,86 @@ fn a_chunked_body_reaches_the_peer_as_sent_or_not_at_all() {
         );
     }
 }
+
+/// Connect, send `raw`, and reset the connection (SO_LINGER 0).
+fn send_and_reset(balancer: &Balancer, raw: &[u8]) {
+    use std::os::fd::AsRawFd;
+    let mut stream = TcpStream::connect(balancer.listen).expect("connect");
+    let _ = stream.write_all(raw);
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a linger struct of the right size.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    std::thread::sleep(Duration::from_millis(5));
+}
+
+#[test]
+fn clients_that_go_away_are_not_errors() {
+    let backend = Backend::start("b1", 50);
+    let balancer = Balancer::start(&upstream_section(
+        "backend",
+        "round_robin",
+        &[backend.addr.to_string()],
+        500,
+    ));
+    for _ in 0..30 {
+        send_and_reset(&balancer, b"GET /api/data HTTP/1.1\r\nHost:");
+        send_and_reset(&balancer, b"GET /api/data HTTP/1.1\r\nHost: x\r\n\r\n");
+        send_and_reset(
+            &balancer,
+            b"POST /api/data HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc",
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
+    let log = balancer.process.log();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(
+        errors.is_empty(),
+        "{} ERROR lines:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
+}
+
+#[test]
+fn switchyards_own_answers_keep_the_connection_and_name_no_pingora() {
+    let backend = Backend::start("b1", 0);
+    let balancer = Balancer::start_with(
+        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
+        "deny: [{ path_prefix: /api/switch }]\n",
+    );
+    let answers = exchange(
+        &balancer,
+        b"GET /api/switch HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /nowhere/../check HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /api/data HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let statuses: Vec<&str> = answers
+        .lines()
+        .filter(|l| l.starts_with("HTTP/1.1 "))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "HTTP/1.1 403 Forbidden",
+            "HTTP/1.1 200 OK",
+            "HTTP/1.1 200 OK"
+        ],
+        "{answers}"
+    );
+    assert!(
+        !answers.to_ascii_lowercase().contains("server: pingora"),
+        "{answers}"
+    );
+}
