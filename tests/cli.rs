@@ -56,6 +56,18 @@ fn a_valid_config_passes_the_test() {
 }
 
 #[test]
+fn the_test_warns_when_the_open_file_limit_may_be_too_low() {
+    let yaml = format!("limits: {{ max_connections: 10000000 }}\n{VALID}");
+    let (output, _) = test_config(&yaml);
+    assert!(output.status.success(), "{}", text(&output));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        errors.contains("switchyard: warning: limits.max_connections 10000000 may need up to 20000"),
+        "{errors}"
+    );
+}
+
+#[test]
 fn the_built_in_config_needs_no_file() {
     let output = run(&["-t"]);
     assert!(output.status.success(), "{}", text(&output));
@@ -89,6 +101,18 @@ fn each_kind_of_config_error_names_the_file_key_and_line() {
             "interval: 1s",
             "interval: 1 fortnight",
             "upstreams.backend.health_check.interval: `1 fortnight` is not a duration",
+        ),
+        (
+            "a peer at any address",
+            "127.0.0.1:8001",
+            "0.0.0.0:8001",
+            "upstreams.backend.peers[0]: `0.0.0.0:8001`: 0.0.0.0 is not an address a peer can have",
+        ),
+        (
+            "a peer on port 0",
+            "127.0.0.1:8001",
+            "127.0.0.1:0",
+            "upstreams.backend.peers[0]: `127.0.0.1:0`: port 0 is not a port",
         ),
         (
             "zero weight",
