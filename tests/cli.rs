@@ -62,7 +62,8 @@ fn the_test_warns_when_the_open_file_limit_may_be_too_low() {
     assert!(output.status.success(), "{}", text(&output));
     let errors = String::from_utf8_lossy(&output.stderr);
     assert!(
-        errors.contains("switchyard: warning: limits.max_connections 10000000 may need up to 20000"),
+        errors
+            .contains("switchyard: warning: limits.max_connections 10000000 may need up to 20000"),
         "{errors}"
     );
 }

@@ -212,3 +212,36 @@ fn the_budget_runs_from_the_end_of_the_body_to_the_response_header() {
     assert_eq!(upload.len(), 1);
     assert_eq!(upload[0].body, b"slowbody");
 }
+
+#[test]
+fn a_client_waiting_for_100_continue_gets_it_at_once() {
+    let peer = RawBackend::start(None);
+    let balancer = Balancer::start(&upstream_section(
+        "backend",
+        "round_robin",
+        &[peer.addr.to_string()],
+        500,
+    ));
+    let mut stream = TcpStream::connect(balancer.listen).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    stream
+        .write_all(b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut interim = [0u8; 25];
+    stream
+        .read_exact(&mut interim)
+        .expect("100 Continue within 500 ms");
+    assert!(interim.starts_with(b"HTTP/1.1 100 Continue\r\n"));
+    stream.write_all(b"hello").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.contains("HTTP/1.1 200 OK"), "{answer}");
+    let form = &peer.received_under("/form")[0];
+    assert_eq!(form.body, b"hello");
+    assert_eq!(form.header("expect"), None);
+}

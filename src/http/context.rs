@@ -22,6 +22,8 @@ pub struct RequestContext {
     pub(super) forward_host: Option<HeaderValue>,
     /// A WebSocket or other `Upgrade` request: tunnel timeouts.
     pub(super) upgrade: bool,
+    /// switchyard answered `Expect: 100-continue` itself, and read the body.
+    pub(super) continue_sent: bool,
     /// When the time budget runs out; set once the request body is complete.
     pub(super) deadline: Option<Instant>,
     /// The peer of the current attempt.
@@ -53,6 +55,7 @@ impl RequestContext {
             forward_target: None,
             forward_host: None,
             upgrade: false,
+            continue_sent: false,
             deadline: None,
             peer: None,
             peer_chosen_at: None,

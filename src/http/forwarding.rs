@@ -17,6 +17,7 @@
 //! as everywhere in switchyard.
 
 use crate::config::Cidr;
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, FORWARDED};
 use http::HeaderMap;
 use pingora_error::Result;
@@ -139,10 +140,13 @@ impl Forwarding {
             Some(chain) => HeaderValue::from_bytes(&chain).unwrap_or(peer_value),
             None => peer_value,
         };
-        request.insert_header(X_FORWARDED_FOR.clone(), forwarded_for)?;
-        request.insert_header(X_REAL_IP.clone(), client_value)?;
+        // Names as static bytes: Pingora then copies nothing for the
+        // case-preserving name it keeps beside each header.
+        request.insert_header(Bytes::from_static(b"X-Forwarded-For"), forwarded_for)?;
+        request.insert_header(Bytes::from_static(b"X-Real-IP"), client_value)?;
         if !(origin.via_trusted_proxy && request.headers.contains_key(&X_FORWARDED_PROTO)) {
-            request.insert_header(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"))?;
+            let http = HeaderValue::from_static("http");
+            request.insert_header(Bytes::from_static(b"X-Forwarded-Proto"), http)?;
         }
         Ok(())
     }

@@ -117,6 +117,15 @@ fn client_stream(session: &Session) -> Option<&ClientStream> {
     session.as_downstream().stream().and_then(ClientStream::of)
 }
 
+/// Whether the client waits for `100 Continue` before sending its body.
+fn expects_continue(request: &RequestHeader) -> bool {
+    request.version == http::Version::HTTP_11
+        && request
+            .headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
 /// How a request's body is framed (Pingora has already refused what it
 /// cannot frame).
 fn framing_of(request: &RequestHeader) -> Framing {
@@ -211,8 +220,9 @@ impl ProxyHttp for Balancer {
         ctx: &mut RequestContext,
     ) -> Result<bool> {
         // The client stream hands out the body only once told its framing.
+        let framing = framing_of(session.req_header());
         if let Some(stream) = client_stream(session) {
-            stream.set_framing(framing_of(session.req_header()));
+            stream.set_framing(framing);
         }
         // While shutting down Pingora has already turned keep-alive off (the
         // answer says `Connection: close`); leave it off then.
@@ -291,8 +301,14 @@ impl ProxyHttp for Balancer {
         // Keep the start of the body so a failed attempt can be replayed on
         // another peer.
         session.enable_retry_buffering();
-        if let Framing::Length(length) = framing_of(session.req_header()) {
+        if let Framing::Length(length) = framing {
             if length <= self.buffer_body_bytes && !ctx.upgrade {
+                if expects_continue(session.req_header()) {
+                    // The client waits for a go-ahead before it sends the
+                    // body, which is read here: give it, as nginx does.
+                    session.write_continue_response().await?;
+                    ctx.continue_sent = true;
+                }
                 self.read_body_first(session).await?;
             }
         }
@@ -398,6 +414,10 @@ impl ProxyHttp for Balancer {
             if let Some(peer) = &ctx.peer {
                 upstream_request.insert_header(header::HOST, peer.label.as_str())?;
             }
+        }
+        if ctx.continue_sent {
+            // The body is at hand: the peer has nothing to agree to.
+            upstream_request.remove_header(&header::EXPECT);
         }
         if ctx.fresh_connection_used {
             // Keep the retry's connection out of the pool.
