@@ -172,6 +172,8 @@ fn tricky_path() -> impl Strategy<Value = String> {
         Just("%73witch"),
         Just("Switch"),
         Just(";x"),
+        Just(";"),
+        Just("%3b"),
         Just("%5c"),
         Just("\\"),
         Just("%00"),
@@ -182,10 +184,15 @@ fn tricky_path() -> impl Strategy<Value = String> {
     proptest::collection::vec(piece, 1..10).prop_map(|pieces| format!("/{}", pieces.concat()))
 }
 
-/// The broadest reading any backend could make of a request target: every
-/// escape decoded, `\` taken as `/`, path parameters dropped, dot segments
-/// resolved, case ignored.
-fn broadest_reading(target: &str) -> String {
+/// The readings backends could make of a request target: every escape
+/// decoded, `\` taken as `/`, path parameters dropped, case ignored, and
+/// dot segments resolved (Tomcat, Express after `path.normalize`) or not
+/// (Go's ServeMux leaves `..;` alone).
+fn readings(target: &str) -> [String; 2] {
+    [reading(target, true), reading(target, false)]
+}
+
+fn reading(target: &str, resolve_dots: bool) -> String {
     let path = target.split('?').next().unwrap_or_default().as_bytes();
     let mut decoded = Vec::new();
     let mut at = 0;
@@ -208,8 +215,9 @@ fn broadest_reading(target: &str) -> String {
     let mut segments: Vec<&str> = Vec::new();
     for segment in text.split('/') {
         match segment.split(';').next().unwrap_or_default() {
-            "" | "." => {}
-            ".." => {
+            "" => {}
+            "." if resolve_dots => {}
+            ".." if resolve_dots => {
                 segments.pop();
             }
             other => segments.push(other),
@@ -245,7 +253,7 @@ fn no_generated_spelling_of_a_denied_path_reaches_the_peer() {
         .received()
         .into_iter()
         .map(|r| r.target)
-        .filter(|t| broadest_reading(t).starts_with("/api/switch"))
+        .filter(|t| readings(t).iter().any(|r| r.starts_with("/api/switch")))
         .collect();
     assert!(leaked.is_empty(), "reached the peer: {leaked:?}");
     assert!(peer.received().len() > 10, "nothing got through at all");

@@ -14,15 +14,16 @@
 //!   them (`/group%2Fproject`, object-store keys);
 //! - the **canonical** path that deny rules, the status path and routing
 //!   match: the forwarded path with every escape decoded (`%2F` included),
-//!   path parameters (`;jsessionid=...`) cut off each segment, slashes merged
-//!   and dot segments resolved once more. It is at least as broad as any
-//!   backend's reading of the forwarded path, so a rule that covers a prefix
-//!   covers every spelling of it.
+//!   path parameters (`;jsessionid=...`) cut off each segment, and empty
+//!   segments dropped. A rule that covers a prefix covers every spelling of
+//!   it that a backend could read as that prefix.
 //!
 //! What cannot be made safe is refused ([`PathError`], answered with 400): a
 //! raw or encoded backslash (some servers read it as `/`), NUL and other
-//! control characters, a malformed escape, a `..` above the root, and a
-//! target that is not a path (`%20/api/switch` is what Pingora makes of
+//! control characters, a malformed escape, a `..` above the root, a dot
+//! segment hidden in an encoded slash or behind a path parameter
+//! (`/api/switch/..;/`: `/api/` to Tomcat, under `/api/switch/` to Go), and
+//! a target that is not a path (`%20/api/switch` is what Pingora makes of
 //! `GET  /api/switch`, with two spaces).
 //!
 //! A path with nothing to normalize (the common case) is checked in one pass
@@ -46,6 +47,9 @@ pub enum PathError {
     AboveRoot,
     /// An encoded slash where `escaped_slashes: reject` forbids it.
     EncodedSlash,
+    /// A `.` or `..` segment hidden in an encoded slash or behind a path
+    /// parameter, which backends resolve differently.
+    HiddenDotSegment,
 }
 
 impl PathError {
@@ -58,6 +62,9 @@ impl PathError {
             PathError::BadEscape => "malformed percent-escape in the request path",
             PathError::AboveRoot => "the request path climbs above /",
             PathError::EncodedSlash => "encoded slash (%2F) in the request path",
+            PathError::HiddenDotSegment => {
+                "dot segment hidden in an encoded slash or a path parameter"
+            }
         }
     }
 }
@@ -238,11 +245,18 @@ fn forwarded_path(path: &[u8], reject_encoded_slash: bool) -> Result<Vec<u8>, Pa
             at += 1;
         }
     }
-    resolve_dot_segments(&decoded, |segment| segment)
+    resolve_dot_segments(&decoded)
 }
 
 /// The canonical form of a forwarded path: every escape decoded, path
-/// parameters dropped, slashes merged, dot segments resolved.
+/// parameters cut off each segment (`;jsessionid=...`: Tomcat and Jetty
+/// route without them), empty segments dropped.
+///
+/// The forwarded path has no dot segments left, so a `.` or `..` that
+/// appears here was hidden from the first pass, in an encoded slash
+/// (`/a%2F..`) or behind a path parameter (`/a/..;/`): backends disagree on
+/// whether to resolve it (Tomcat does, Go's ServeMux does not), so no one
+/// canonical form covers them all, and the request is refused.
 fn canonical_path(forwarded: &[u8]) -> Result<Vec<u8>, PathError> {
     let mut decoded = Vec::with_capacity(forwarded.len());
     let mut at = 0;
@@ -256,32 +270,39 @@ fn canonical_path(forwarded: &[u8]) -> Result<Vec<u8>, PathError> {
             at += 1;
         }
     }
-    let mut merged = Vec::with_capacity(decoded.len());
-    for &byte in &decoded {
-        if !(byte == b'/' && merged.last() == Some(&b'/')) {
-            merged.push(byte);
-        }
-    }
-    resolve_dot_segments(&merged, |segment| {
-        // `/x/..;/api` is `/api` to Tomcat and Jetty.
-        segment
+    let mut out = Vec::with_capacity(decoded.len());
+    let mut ends_in_directory = false;
+    for segment in decoded[1..].split(|b| *b == b'/') {
+        let segment = segment
             .iter()
             .position(|b| *b == b';')
-            .map_or(segment, |end| &segment[..end])
-    })
+            .map_or(segment, |end| &segment[..end]);
+        match segment {
+            b"" => ends_in_directory = true,
+            b"." | b".." => return Err(PathError::HiddenDotSegment),
+            _ => {
+                out.push(b'/');
+                out.extend_from_slice(segment);
+                ends_in_directory = false;
+            }
+        }
+    }
+    if out.is_empty() || ends_in_directory {
+        out.push(b'/');
+    }
+    Ok(out)
 }
 
-/// Resolve `.` and `..` segments of an absolute path, each segment first
-/// passed through `view` (which may shorten it). A `..` above the root is an
-/// error rather than silently dropped: a client that sends one is probing.
-fn resolve_dot_segments(path: &[u8], view: impl Fn(&[u8]) -> &[u8]) -> Result<Vec<u8>, PathError> {
+/// Resolve `.` and `..` segments of an absolute path (RFC 3986 §5.2.4,
+/// empty segments kept). A `..` above the root is an error rather than
+/// silently dropped: a client that sends one is probing.
+fn resolve_dot_segments(path: &[u8]) -> Result<Vec<u8>, PathError> {
     // Segment boundaries in `out`: each entry is where a `/segment` starts.
     let mut out: Vec<u8> = Vec::with_capacity(path.len());
     let mut starts: Vec<usize> = Vec::new();
     let mut ends_in_directory = false;
     // Skip the leading `/`; every segment is what follows a `/`.
     for segment in path[1..].split(|b| *b == b'/') {
-        let segment = view(segment);
         match segment {
             b"." => ends_in_directory = true,
             b".." => {
@@ -334,16 +355,16 @@ mod tests {
             "http://x//api/switch",
             "HTTPS://x/api/switch",
             "/api/switch;jsessionid=1",
-            "/x/..;/api/switch",
+            "/api/;x/switch",
             "/api/%2e/switch",
             "/api/x/%2e%2e/switch",
-            "/api/x%2F..%2Fswitch",
         ] {
             assert_eq!(canonical(spelling).unwrap(), "/api/switch", "{spelling}");
         }
         assert_eq!(canonical("/api/switch/").unwrap(), "/api/switch/");
         assert_eq!(canonical("/api/switch/.").unwrap(), "/api/switch/");
         assert_eq!(canonical("/").unwrap(), "/");
+        assert_eq!(canonical("//").unwrap(), "/");
         assert_eq!(canonical("/a/b/..").unwrap(), "/a/");
         assert_eq!(canonical("/index.html").unwrap(), "/index.html");
         assert_eq!(canonical("/.well-known/x").unwrap(), "/.well-known/x");
@@ -400,7 +421,12 @@ mod tests {
             ("/a%4", PathError::BadEscape),
             ("/..", PathError::AboveRoot),
             ("/a/../..", PathError::AboveRoot),
-            ("/..%2f", PathError::AboveRoot),
+            ("/..%2f", PathError::HiddenDotSegment),
+            ("/api/switch/..;/", PathError::HiddenDotSegment),
+            ("/api/switch/%2F..", PathError::HiddenDotSegment),
+            ("/api/switch/..%3B", PathError::HiddenDotSegment),
+            ("/x/..;/api/switch", PathError::HiddenDotSegment),
+            ("/api/x%2F..%2Fswitch", PathError::HiddenDotSegment),
             ("%20/api/switch", PathError::NotAPath),
             ("api/switch", PathError::NotAPath),
             ("ftp://x/a", PathError::NotAPath),
