@@ -38,7 +38,8 @@ fn forwarding_headers_from_a_client_are_replaced() {
     let balancer = balancer_over(&peer, "");
     let spoofed = "X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n\
                    X-Real-IP: 10.0.0.1\r\nX-Forwarded-Proto: https\r\n\
-                   X-Forwarded-Host: admin.internal\r\nForwarded: for=10.0.0.1\r\n";
+                   X-Forwarded-Host: admin.internal\r\nForwarded: for=10.0.0.1\r\n\
+                   X_Forwarded_For: 10.0.0.3\r\nTrue-Client-IP: 10.0.0.4\r\n";
     assert_eq!(
         get_with(balancer.listen, "/spoof", spoofed),
         "HTTP/1.1 200 OK"
@@ -49,6 +50,12 @@ fn forwarding_headers_from_a_client_are_replaced() {
     assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("http"));
     assert_eq!(seen.header("x-forwarded-host"), None);
     assert_eq!(seen.header("forwarded"), None);
+    assert_eq!(
+        seen.header("x_forwarded_for"),
+        None,
+        "read as X-Forwarded-For by CGI"
+    );
+    assert_eq!(seen.header("true-client-ip"), None);
 }
 
 #[test]

@@ -249,6 +249,16 @@ fn a_chunked_body_reaches_the_peer_as_sent_or_not_at_all() {
             "{target} reached the peer: {complete:?}"
         );
     }
+    // Behind a pipelined chunked request, as well.
+    let answers = exchange(
+        &balancer,
+        b"POST /first HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
+          POST /second HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\nhello\r\n0\r\n\r\n",
+    );
+    let first = answers.find("HTTP/1.1 200 OK");
+    let second = answers.find("HTTP/1.1 400 Bad Request");
+    assert!(first.is_some() && first < second, "{answers}");
+    assert!(peer.received_under("/second").is_empty());
 }
 
 /// Connect, send `raw`, and reset the connection (SO_LINGER 0).

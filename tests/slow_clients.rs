@@ -116,7 +116,9 @@ fn every_request_header_on_a_connection_has_its_deadline() {
     };
     stream.write_all(request).unwrap();
     assert_eq!(status_line(&read_answer(&mut stream)), "HTTP/1.1 200 OK");
-    // Idle between requests is not header time.
+    // Idle between requests is not header time, even after the empty line
+    // some clients send after a request.
+    stream.write_all(b"\r\n").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     stream.write_all(request).unwrap();
     assert_eq!(status_line(&read_answer(&mut stream)), "HTTP/1.1 200 OK");
@@ -227,7 +229,9 @@ fn a_client_waiting_for_100_continue_gets_it_at_once() {
         .set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     stream
-        .write_all(b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+        .write_all(
+            b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        )
         .unwrap();
     let mut interim = [0u8; 25];
     stream
@@ -235,13 +239,38 @@ fn a_client_waiting_for_100_continue_gets_it_at_once() {
         .expect("100 Continue within 500 ms");
     assert!(interim.starts_with(b"HTTP/1.1 100 Continue\r\n"));
     stream.write_all(b"hello").unwrap();
+    // The connection stays open for the next request.
+    stream
+        .write_all(b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
-    assert!(answer.contains("HTTP/1.1 200 OK"), "{answer}");
+    assert_eq!(answer.matches("HTTP/1.1 200 OK").count(), 2, "{answer}");
+    assert_eq!(peer.received_under("/after").len(), 1);
     let form = &peer.received_under("/form")[0];
     assert_eq!(form.body, b"hello");
     assert_eq!(form.header("expect"), None);
+}
+
+#[test]
+fn an_upgrade_that_is_no_websocket_keeps_the_body_timeout() {
+    let peer = RawBackend::start(None);
+    let balancer = Balancer::start_with(
+        &upstream_section("backend", "round_robin", &[peer.addr.to_string()], 500),
+        "limits: { body_timeout: 1s }\n",
+    );
+    let (answer, took) = stall(
+        balancer.listen,
+        "POST /x HTTP/1.1\r\nHost: x\r\nUpgrade: x\r\nConnection: Upgrade\r\nContent-Length: 60\r\n\r\n",
+        b"0123456789",
+    );
+    assert_eq!(
+        status_line(&answer),
+        "HTTP/1.1 408 Request Timeout",
+        "{answer}"
+    );
+    assert!(took < Duration::from_secs(4), "{took:?}");
 }

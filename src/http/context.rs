@@ -38,6 +38,8 @@ pub struct RequestContext {
     pub(super) fresh_connection: bool,
     /// That retry has been made (once per request).
     pub(super) fresh_connection_used: bool,
+    /// The current attempt is that retry.
+    pub(super) fresh_attempt: bool,
     /// The current peer has sent a response header: too late to retry.
     pub(super) response_started: bool,
     /// The current peer's answer is dropped for a retry (`retry_on_status`).
@@ -63,6 +65,7 @@ impl RequestContext {
             attempts: 0,
             fresh_connection: false,
             fresh_connection_used: false,
+            fresh_attempt: false,
             response_started: false,
             retrying_status: false,
             timed_out: false,

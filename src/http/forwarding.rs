@@ -1,7 +1,8 @@
 //! Who the client is, and what the peer is told about it.
 //!
-//! `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host`
-//! and `Forwarded` are claims. From a client they are lies waiting to be
+//! `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host`,
+//! `Forwarded` (and `X-Client-IP`, `Client-IP`, `True-Client-IP`, and any of
+//! them spelled with underscores) are claims. From a client they are lies waiting to be
 //! believed (a spoofed `X-Real-IP: 10.0.0.1` against an IP allow-list
 //! behind switchyard), so they are kept only when the connection comes from
 //! one of `trusted_proxies` (a load balancer or CDN in front); from anyone
@@ -18,24 +19,40 @@
 
 use crate::config::Cidr;
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, FORWARDED};
+use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
 use pingora_error::Result;
 use pingora_http::RequestHeader;
 use std::net::{IpAddr, Ipv4Addr};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// The headers that only a trusted proxy may send.
-fn is_forwarding_header(name: &HeaderName) -> bool {
-    name == X_FORWARDED_FOR
-        || name == X_REAL_IP
-        || name == X_FORWARDED_PROTO
-        || name == X_FORWARDED_HOST
-        || name == FORWARDED
+/// Names of headers by which clients claim an origin, besides the ones
+/// switchyard sets: only a trusted proxy may send them.
+const CLAIMS: [&str; 8] = [
+    "x-forwarded-for",
+    "x-real-ip",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+];
+
+/// Whether `name` claims where a request comes from. CGI-style servers
+/// (WSGI, Rack, PHP) read `X_Forwarded_For` as `X-Forwarded-For`, so an
+/// underscore counts as a dash.
+fn is_claim(name: &HeaderName) -> bool {
+    let name = name.as_str().as_bytes();
+    CLAIMS.iter().any(|claim| {
+        claim.len() == name.len()
+            && claim
+                .bytes()
+                .zip(name)
+                .all(|(c, n)| c == *n || (c == b'-' && *n == b'_'))
+    })
 }
 
 /// The `trusted_proxies` policy.
@@ -116,14 +133,14 @@ impl Forwarding {
                 value.extend_from_slice(peer_text);
                 forwarded_for = Some(value);
             }
-        } else if request.headers.keys().any(is_forwarding_header) {
-            for name in [
-                &X_FORWARDED_FOR,
-                &X_REAL_IP,
-                &X_FORWARDED_PROTO,
-                &X_FORWARDED_HOST,
-                &FORWARDED,
-            ] {
+        } else if request.headers.keys().any(is_claim) {
+            let claims: Vec<HeaderName> = request
+                .headers
+                .keys()
+                .filter(|name| is_claim(name))
+                .cloned()
+                .collect();
+            for name in &claims {
                 request.remove_header(name);
             }
         }
@@ -258,6 +275,9 @@ mod tests {
             ("X-Forwarded-Proto", "https"),
             ("X-Forwarded-Host", "admin"),
             ("Forwarded", "for=10.0.0.1"),
+            ("X_Forwarded_For", "10.0.0.3"),
+            ("True-Client-IP", "10.0.0.4"),
+            ("X-Forwarded-Foo", "kept"),
         ]);
         let origin = forwarding.origin(ip("203.0.113.7"), &req.headers);
         assert_eq!(origin.client, ip("203.0.113.7"));
@@ -267,6 +287,9 @@ mod tests {
         assert_eq!(header(&req, "x-forwarded-proto").unwrap(), "http");
         assert_eq!(header(&req, "x-forwarded-host"), None);
         assert_eq!(header(&req, "forwarded"), None);
+        assert_eq!(header(&req, "x_forwarded_for"), None);
+        assert_eq!(header(&req, "true-client-ip"), None);
+        assert_eq!(header(&req, "x-forwarded-foo").unwrap(), "kept");
     }
 
     #[test]

@@ -96,12 +96,7 @@ impl Balancer {
             match session.read_request_body().await {
                 Ok(Some(_)) => {}
                 Ok(None) => return Ok(()),
-                Err(e) if is_timeout(&e) => {
-                    return Error::e_explain(
-                        ErrorType::HTTPStatus(408),
-                        "the request body took too long (limits.body_timeout)",
-                    );
-                }
+                Err(e) if is_timeout(&e) => return Err(body_too_slow()),
                 Err(mut e) => {
                     e.as_down();
                     return Err(e);
@@ -111,10 +106,32 @@ impl Balancer {
     }
 }
 
+/// 408 for a client whose body stalled: its own fault, no peer's.
+fn body_too_slow() -> Box<Error> {
+    let mut e = Error::explain(
+        ErrorType::HTTPStatus(408),
+        "the request body took too long (limits.body_timeout)",
+    );
+    e.as_down();
+    e.set_retry(false);
+    e
+}
+
 /// The client stream of a request, when the connection came through
 /// switchyard's listener.
 fn client_stream(session: &Session) -> Option<&ClientStream> {
     session.as_downstream().stream().and_then(ClientStream::of)
+}
+
+/// Whether a request asks for a WebSocket. Pingora forwards no other
+/// `Upgrade` (its default upstream request policy), so no other can become
+/// a tunnel.
+fn is_websocket_upgrade(request: &RequestHeader) -> bool {
+    request.version == http::Version::HTTP_11
+        && request
+            .headers
+            .get(header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
 /// Whether the client waits for `100 Continue` before sending its body.
@@ -294,10 +311,7 @@ impl ProxyHttp for Balancer {
             respond::plain_error(session, 503, Some("no peer is up")).await?;
             return Ok(true);
         }
-        ctx.upgrade = session.is_upgrade_req();
-        if ctx.upgrade {
-            session.set_read_timeout(Some(upstream.policy.tunnel_timeout));
-        }
+        ctx.upgrade = is_websocket_upgrade(session.req_header());
         // Keep the start of the body so a failed attempt can be replayed on
         // another peer.
         session.enable_retry_buffering();
@@ -305,8 +319,14 @@ impl ProxyHttp for Balancer {
             if length <= self.buffer_body_bytes && !ctx.upgrade {
                 if expects_continue(session.req_header()) {
                     // The client waits for a go-ahead before it sends the
-                    // body, which is read here: give it, as nginx does.
-                    session.write_continue_response().await?;
+                    // body, which is read here: give it, as nginx does
+                    // (without the connection close that Pingora attaches
+                    // to an answer sent before the body is in).
+                    let downstream = session.as_downstream_mut();
+                    downstream.set_close_on_response_before_downstream_finish(false);
+                    let sent = downstream.write_continue_response().await;
+                    downstream.set_close_on_response_before_downstream_finish(true);
+                    sent?;
                     ctx.continue_sent = true;
                 }
                 self.read_body_first(session).await?;
@@ -326,7 +346,9 @@ impl ProxyHttp for Balancer {
         ctx: &mut RequestContext,
     ) -> Result<()> {
         if session.body_bytes_read() as u64 > self.admission.max_body_bytes() {
-            return Error::e_explain(ErrorType::HTTPStatus(413), "request body too large");
+            let mut e = Error::explain(ErrorType::HTTPStatus(413), "request body too large");
+            e.as_down();
+            return Err(e);
         }
         if end_of_stream {
             self.start_budget(session, ctx);
@@ -370,6 +392,7 @@ impl ProxyHttp for Balancer {
         if fresh {
             http_peer.group_key = FRESH_CONNECTION_GROUP;
         }
+        ctx.fresh_attempt = fresh;
         let options = &mut http_peer.options;
         if ctx.upgrade {
             // A tunnel idles in either direction; the budget still bounds
@@ -377,16 +400,14 @@ impl ProxyHttp for Balancer {
             options.read_timeout = Some(upstream.policy.tunnel_timeout);
             options.write_timeout = Some(upstream.policy.tunnel_timeout);
         }
-        // The request's time budget bounds every wait on the peer.
-        let clamp = |limit: &mut Option<Duration>| {
-            if limit.is_none_or(|d| d > remaining) {
-                *limit = Some(remaining);
-            }
-        };
-        clamp(&mut options.connection_timeout);
-        if !ctx.upgrade {
-            clamp(&mut options.read_timeout);
-            clamp(&mut options.write_timeout);
+        // The budget bounds connecting; the client stream bounds the wait
+        // for the response header (Pingora keeps one read timeout for the
+        // whole exchange, so clamping it would cut long response bodies).
+        if options.connection_timeout.is_none_or(|d| d > remaining) {
+            options.connection_timeout = Some(remaining);
+        }
+        if let (Some(deadline), Some(stream)) = (ctx.deadline, client_stream(session)) {
+            stream.set_budget(Some(tokio::time::Instant::from_std(deadline)));
         }
         ctx.response_started = false;
         ctx.peer = Some(peer);
@@ -419,7 +440,7 @@ impl ProxyHttp for Balancer {
             // The body is at hand: the peer has nothing to agree to.
             upstream_request.remove_header(&header::EXPECT);
         }
-        if ctx.fresh_connection_used {
+        if ctx.fresh_attempt {
             // Keep the retry's connection out of the pool.
             upstream_request.insert_header(header::CONNECTION, "close")?;
         }
@@ -436,17 +457,17 @@ impl ProxyHttp for Balancer {
         if status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS {
             return Ok(());
         }
-        // The answer is here: the time budget no longer applies.
-        if let Some(stream) = client_stream(session) {
-            stream.set_budget(None);
-            if status == http::StatusCode::SWITCHING_PROTOCOLS {
-                stream.open_tunnel();
-            }
-        }
         ctx.response_started = true;
         let (Some(upstream), Some(peer)) = (&ctx.upstream, &ctx.peer) else {
             return Ok(());
         };
+        if status == http::StatusCode::SWITCHING_PROTOCOLS {
+            // A tunnel now: it idles by timeouts.tunnel, both ways.
+            session.set_read_timeout(Some(upstream.policy.tunnel_timeout));
+            if let Some(stream) = client_stream(session) {
+                stream.open_tunnel();
+            }
+        }
         if let Some(chosen) = ctx.peer_chosen_at.take() {
             peer.metrics
                 .observe_upstream_response(chosen.elapsed().as_secs_f64());
@@ -469,6 +490,10 @@ impl ProxyHttp for Balancer {
                 ErrorType::HTTPStatus(status.as_u16()),
                 "retrying on another peer",
             );
+        }
+        // The answer is here: the time budget no longer applies.
+        if let Some(stream) = client_stream(session) {
+            stream.set_budget(None);
         }
         Ok(())
     }
@@ -517,17 +542,18 @@ impl ProxyHttp for Balancer {
             return timeout;
         }
         if !session.is_body_done() {
-            // The client's body is incomplete: whatever timed out, the
-            // client kept everyone waiting. Nothing counts against the peer.
             e.set_retry(false);
-            if is_timeout(&e) {
-                let mut stalled = Error::explain(
-                    ErrorType::HTTPStatus(408),
-                    "the request body took too long (limits.body_timeout)",
-                );
-                stalled.set_retry(false);
-                return stalled;
+            // The client's body is incomplete. A stalled client, or a peer
+            // that waited for the rest of the body and gave up on reading
+            // it, is the client's doing: 408, and nothing counts against
+            // the peer. A peer that stopped taking the body or broke the
+            // connection is not.
+            let clients_doing =
+                e.esource() != &ErrorSource::Upstream || e.etype() == &ErrorType::ReadTimedout;
+            if clients_doing {
+                return if is_timeout(&e) { body_too_slow() } else { e };
             }
+            ctx.peer_failed(&e);
             return e;
         }
         if e.esource() != &ErrorSource::Upstream || is_exhausted(&e) {
@@ -538,19 +564,19 @@ impl ProxyHttp for Balancer {
         }
         let method_may_repeat = session.req_header().method.is_idempotent();
         let body_kept = !session.as_ref().retry_buffer_truncated();
-        if client_reused
-            && !ctx.response_started
-            && !ctx.fresh_connection_used
-            && is_broken_connection(&e)
-            && body_kept
-            && (method_may_repeat || failure::failed_while_sending(&e))
-        {
+        if client_reused && !ctx.response_started && is_broken_connection(&e) {
             // A pooled connection that the peer had closed while it was
-            // idle: not the peer's failure. Once more, on a new connection.
-            log::debug!("retrying on a new connection after a reused one broke: {e}");
-            ctx.fresh_connection = true;
-            ctx.fresh_connection_used = true;
-            e.set_retry(true);
+            // idle: not the peer's failure. Once more, on a new connection,
+            // when the request may be sent again.
+            let may_resend = body_kept && (method_may_repeat || failure::failed_while_sending(&e));
+            if may_resend && !ctx.fresh_connection_used {
+                log::debug!("retrying on a new connection after a reused one broke: {e}");
+                ctx.fresh_connection = true;
+                ctx.fresh_connection_used = true;
+                e.set_retry(true);
+                return e;
+            }
+            e.set_retry(method_may_repeat && body_kept && ctx.may_try_again());
             return e;
         }
         ctx.peer_failed(&e);
@@ -599,12 +625,16 @@ impl ProxyHttp for Balancer {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestContext) {
         if let Some(stream) = client_stream(session) {
-            stream.set_budget(None);
+            stream.request_finished();
         }
         let Some(upstream) = ctx.upstream.as_ref() else {
             return;
         };
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        // A `100 Continue` alone is no answer.
+        let status = session
+            .response_written()
+            .filter(|r| !r.status.is_informational())
+            .map_or(0, |r| r.status.as_u16());
         let counters = match &ctx.peer {
             Some(peer) => &peer.metrics.requests,
             None => &upstream.metrics.without_peer,

@@ -24,7 +24,11 @@ fn closes_connection(code: u16) -> bool {
 /// `503 Service Unavailable: <detail>` as plain text, unless a response
 /// has already been sent.
 pub async fn plain_error(session: &mut Session, code: u16, detail: Option<&str>) -> Result<()> {
-    if session.response_written().is_some() {
+    // After a `100 Continue` the answer is still to come.
+    if session
+        .response_written()
+        .is_some_and(|r| !r.status.is_informational())
+    {
         return Ok(());
     }
     let reason = http::StatusCode::from_u16(code)

@@ -81,7 +81,8 @@ impl Framing {
 /// What the bytes being handed out are.
 #[derive(Debug)]
 enum Phase {
-    /// A request header; `started` once its first byte came.
+    /// A request header; `started` once its first byte (other than the
+    /// empty lines a client may send between requests) came.
     Header { started: bool, end: HeaderEnd },
     /// The header is complete; its framing is not known yet.
     AwaitingFraming,
@@ -164,6 +165,8 @@ struct Control {
     /// Nanoseconds after [`EPOCH`]; 0 for none.
     budget: AtomicU64,
     tunnel: AtomicBool,
+    /// A request ended: re-arm a header deadline that is running.
+    restart_header: AtomicBool,
 }
 
 /// A client connection, read request by request (see the module docs).
@@ -201,6 +204,7 @@ impl ClientStream {
                 framing: AtomicU64::new(NOT_SET),
                 budget: AtomicU64::new(0),
                 tunnel: AtomicBool::new(false),
+                restart_header: AtomicBool::new(false),
             },
         }
     }
@@ -223,6 +227,14 @@ impl ClientStream {
     /// (`101 Switching Protocols`): no more headers, bodies or deadlines.
     pub fn open_tunnel(&self) {
         self.control.tunnel.store(true, Ordering::Relaxed);
+    }
+
+    /// The request being served is done: its budget no longer applies, and
+    /// a next header that started meanwhile (pipelined) gets its
+    /// `header_timeout` from now, not from while this one was served.
+    pub fn request_finished(&self) {
+        self.set_budget(None);
+        self.control.restart_header.store(true, Ordering::Relaxed);
     }
 
     /// Fail reads once `deadline` passes (`None`: no deadline). The proxy
@@ -248,6 +260,13 @@ impl ClientStream {
 
     /// An error once a deadline has passed; registers the wake-ups otherwise.
     fn poll_deadlines(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        if *self.control.tunnel.get_mut() {
+            self.phase = Phase::Tunnel;
+            self.header_armed = false;
+        }
+        if std::mem::take(self.control.restart_header.get_mut()) && self.header_armed {
+            self.arm_header_deadline();
+        }
         if self.header_armed {
             if let Some(sleep) = self.header_deadline.as_mut() {
                 if sleep.as_mut().poll(cx).is_ready() {
@@ -287,17 +306,18 @@ impl ClientStream {
 
     /// Follow `bytes`, just read, through the phases; how many of them may
     /// be handed out now (the rest is held back for a later read).
+    ///
+    /// A read ends where a header or a body ends: what follows belongs to
+    /// the next request, whose framing the proxy has not seen yet.
     fn observe(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        if *self.control.tunnel.get_mut() {
-            self.phase = Phase::Tunnel;
-            self.header_armed = false;
-        }
         let mut at = 0;
         while at < bytes.len() {
             match &mut self.phase {
                 Phase::Header { started, end } => {
-                    let first = !*started;
-                    *started = true;
+                    // Empty lines between requests are not a header yet.
+                    let starts_now =
+                        !*started && bytes[at..].iter().any(|b| *b != b'\r' && *b != b'\n');
+                    *started |= starts_now;
                     if let Some(length) = end.find(&bytes[at..]) {
                         self.header_armed = false;
                         self.phase = Phase::AwaitingFraming;
@@ -306,7 +326,7 @@ impl ClientStream {
                     // The header continues in a later read: from its first
                     // byte it has header_timeout (the first request's
                     // deadline runs from the connection's start).
-                    if first && !self.header_armed {
+                    if starts_now && !self.header_armed {
                         self.arm_header_deadline();
                     }
                     return Ok(bytes.len());
@@ -318,11 +338,13 @@ impl ClientStream {
                         Some(Framing::Length(n)) => Phase::Body(n),
                         Some(Framing::Chunked) => Phase::Chunked(ChunkedCheck::new()),
                         None => {
-                            // Only a read that Pingora makes before the
-                            // proxy has seen the request gets here; from
-                            // then on the stream cannot tell requests apart.
-                            log::debug!("client stream read before the request was framed");
-                            Phase::Tunnel
+                            // The proxy frames every request before its
+                            // body is read; a read before that would leave
+                            // the stream unable to tell requests apart.
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "a read before the request was framed",
+                            ));
                         }
                     };
                 }
@@ -332,13 +354,14 @@ impl ClientStream {
                     *remaining -= take;
                     if *remaining == 0 {
                         self.phase = Phase::next_header();
+                        return Ok(at);
                     }
                 }
                 Phase::Chunked(check) => match check.feed(&bytes[at..]) {
                     Ok(Progress::NeedMore) => at = bytes.len(),
                     Ok(Progress::Complete(length)) => {
-                        at += length;
                         self.phase = Phase::next_header();
+                        return Ok(at + length);
                     }
                     Err(malformed) => {
                         return Err(io::Error::new(io::ErrorKind::InvalidData, malformed.0));
@@ -536,11 +559,20 @@ mod tests {
         let header = read_once(&mut stream).await.unwrap();
         assert!(header.ends_with(b"\r\n\r\n"));
         stream.set_framing(Framing::Length(3));
-        // The body and the next header, up to its end.
+        // The body alone: what follows is the next request's.
+        assert_eq!(read_once(&mut stream).await.unwrap(), b"abc");
         assert_eq!(
             read_once(&mut stream).await.unwrap(),
-            b"abcGET / HTTP/1.1\r\n\r\n"
+            b"GET / HTTP/1.1\r\n\r\n"
         );
+    }
+
+    #[tokio::test]
+    async fn an_unframed_read_after_a_header_is_refused() {
+        let mut stream = client(&[b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n"]);
+        read_once(&mut stream).await.unwrap();
+        let error = read_once(&mut stream).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     }
 
     #[tokio::test]
@@ -561,7 +593,10 @@ mod tests {
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         read_once(&mut stream).await.unwrap();
         stream.set_framing(Framing::Empty);
-        // Idle between requests is not the header's time.
+        // Idle between requests is not the header's time, nor are the empty
+        // lines some clients send after a body.
+        client.write_all(b"\r\n").await.unwrap();
+        read_once(&mut stream).await.unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
         client.write_all(b"GET /slow HTTP/1.1\r\n").await.unwrap();
         read_once(&mut stream).await.unwrap();

@@ -62,6 +62,18 @@ pub fn upgrade(conf: Option<&Path>) -> Result<Upgraded, String> {
         format!("{e}; pid {old_pid} keeps serving, nothing was changed")
     })?;
 
+    // Checked again just before the signal: the new process took a while.
+    match pidfile::serving_switchyard(&config) {
+        Ok(pid) if pid == old_pid => {}
+        outcome => {
+            let _ = new.kill();
+            let _ = new.wait();
+            let why = outcome
+                .err()
+                .unwrap_or_else(|| format!("the pid file changed from {old_pid}"));
+            return Err(format!("{why}; nothing was sent, nothing was changed"));
+        }
+    }
     signal(old_pid, libc::SIGQUIT)
         .map_err(|e| format!("cannot send SIGQUIT to pid {old_pid}: {e}; nothing was changed"))?;
     println!("switchyard: pid {old_pid} is handing its listeners over");
