@@ -72,18 +72,22 @@ impl Balancer {
         }
     }
 
-    /// Start the request's time budget: its body is complete.
-    fn start_budget(&self, session: &Session, ctx: &mut RequestContext) {
+    /// Start the request's time budget: its body is complete (`since`
+    /// then). Each attempt arms the client stream with it (`upstream_peer`);
+    /// one under way already is armed here.
+    fn start_budget(&self, session: &Session, ctx: &mut RequestContext, since: Instant) {
         let Some(upstream) = &ctx.upstream else {
             return;
         };
         if ctx.deadline.is_some() {
             return;
         }
-        let deadline = Instant::now() + upstream.policy.request_timeout;
+        let deadline = since + upstream.policy.request_timeout;
         ctx.deadline = Some(deadline);
-        if let Some(stream) = client_stream(session) {
-            stream.set_budget(Some(tokio::time::Instant::from_std(deadline)));
+        if ctx.peer.is_some() {
+            if let Some(stream) = client_stream(session) {
+                stream.set_budget(Some(tokio::time::Instant::from_std(deadline)));
+            }
         }
     }
 
@@ -127,7 +131,8 @@ fn client_stream(session: &Session) -> Option<&ClientStream> {
 /// `Upgrade` (its default upstream request policy), so no other can become
 /// a tunnel.
 fn is_websocket_upgrade(request: &RequestHeader) -> bool {
-    request.version == http::Version::HTTP_11
+    request.method == http::Method::GET
+        && request.version == http::Version::HTTP_11
         && request
             .headers
             .get(header::UPGRADE)
@@ -315,6 +320,8 @@ impl ProxyHttp for Balancer {
         // Keep the start of the body so a failed attempt can be replayed on
         // another peer.
         session.enable_retry_buffering();
+        // Without a body, the request was complete when it arrived.
+        let mut body_complete = (framing == Framing::Empty).then_some(ctx.started);
         if let Framing::Length(length) = framing {
             if length <= self.buffer_body_bytes && !ctx.upgrade {
                 if expects_continue(session.req_header()) {
@@ -330,10 +337,11 @@ impl ProxyHttp for Balancer {
                     ctx.continue_sent = true;
                 }
                 self.read_body_first(session).await?;
+                body_complete = Some(Instant::now());
             }
         }
-        if session.is_body_done() {
-            self.start_budget(session, ctx);
+        if let Some(since) = body_complete {
+            self.start_budget(session, ctx, since);
         }
         Ok(false)
     }
@@ -351,7 +359,7 @@ impl ProxyHttp for Balancer {
             return Err(e);
         }
         if end_of_stream {
-            self.start_budget(session, ctx);
+            self.start_budget(session, ctx, Instant::now());
         }
         Ok(())
     }
