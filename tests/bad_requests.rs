@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{upstream_section, Backend, Balancer};
+use common::{single_peer, Backend, Balancer};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -22,12 +22,7 @@ fn send_raw(balancer: &Balancer, raw: &[u8]) -> String {
 #[test]
 fn malformed_requests_get_400_and_do_not_disturb_others() {
     let backend = Backend::start("b1", 0);
-    let balancer = Balancer::start(&upstream_section(
-        "backend",
-        "round_robin",
-        &[backend.addr.to_string()],
-        500,
-    ));
+    let balancer = Balancer::start(&single_peer(backend.addr));
     let cases: &[&[u8]] = &[
         b"GARBAGE\r\n\r\n",
         b"GET /api/data HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello",

@@ -5,7 +5,7 @@
 mod common;
 
 use common::raw_backend::{RawBackend, Received};
-use common::{count, upstream_section, Backend, Balancer, Client};
+use common::{count, single_peer, upstream_section, Backend, Balancer, Client};
 use std::time::Duration;
 
 fn three_backends() -> Vec<Backend> {
@@ -137,7 +137,7 @@ fn backups_serve_only_while_every_primary_is_down() {
 #[test]
 fn the_peer_sees_where_the_request_comes_from() {
     let peer = RawBackend::start(None);
-    let section = upstream_section("backend", "round_robin", &[peer.addr.to_string()], 500);
+    let section = single_peer(peer.addr);
     // From an untrusted client (no trusted_proxies), claims are replaced.
     let balancer = Balancer::start(&section);
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
@@ -181,12 +181,7 @@ fn wait_for_request(peer: &RawBackend, target: &str, n: usize) -> Received {
 #[test]
 fn connections_to_the_peer_are_kept_alive_and_reused() {
     let peer = RawBackend::start(None);
-    let balancer = Balancer::start(&upstream_section(
-        "backend",
-        "round_robin",
-        &[peer.addr.to_string()],
-        60_000,
-    ));
+    let balancer = Balancer::start(&single_peer(peer.addr));
     // Each client request on a connection of its own: only the balancer's
     // side can keep connections.
     for _ in 0..20 {

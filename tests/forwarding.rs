@@ -6,15 +6,12 @@
 mod common;
 
 use common::raw_backend::{RawBackend, Received};
-use common::{exchange, status_line, upstream_section, Balancer, Site};
+use common::{exchange, single_peer, status_line, Balancer, Site};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 fn balancer_over(peer: &RawBackend, extra: &str) -> Balancer {
-    Balancer::start_with(
-        &upstream_section("backend", "round_robin", &[peer.addr.to_string()], 500),
-        extra,
-    )
+    Balancer::start_with(&single_peer(peer.addr), extra)
 }
 
 /// `GET target` with extra header lines on a connection of its own to
@@ -109,7 +106,7 @@ fn ipv4_clients_of_a_dual_stack_listener_are_ipv4() {
     let peer = RawBackend::start(None);
     let site = Site::listening_on(
         "::".parse().unwrap(),
-        &upstream_section("backend", "round_robin", &[peer.addr.to_string()], 500),
+        &single_peer(peer.addr),
         "deny: [{ path_prefix: /admin, allow: [127.0.0.0/8] }]\n",
     );
     let balancer = Balancer::start_site(site);

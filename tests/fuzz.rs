@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{upstream_section, Backend, Balancer};
+use common::{single_peer, Backend, Balancer};
 use proptest::prelude::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -108,7 +108,7 @@ fn raw_request() -> impl Strategy<Value = Vec<u8>> {
 fn the_request_path_answers_arbitrary_requests_without_falling_over() {
     let backend = Backend::start("b1", 0);
     let balancer = Balancer::start_with(
-        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
+        &single_peer(backend.addr),
         // The switch would turn the backend off and spoil the check at the end.
         "limits: { header_timeout: 1s }\ndeny: [{ path_prefix: /api/switch }]\n",
     );
@@ -230,7 +230,7 @@ fn reading(target: &str, resolve_dots: bool) -> String {
 fn no_generated_spelling_of_a_denied_path_reaches_the_peer() {
     let peer = common::raw_backend::RawBackend::start(None);
     let balancer = Balancer::start_with(
-        &upstream_section("backend", "round_robin", &[peer.addr.to_string()], 500),
+        &single_peer(peer.addr),
         "deny: [{ path_prefix: /api/switch }]\n",
     );
     let listen = balancer.listen;

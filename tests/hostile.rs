@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{status_line, upstream_section, Backend, Balancer, Load};
-use std::io::{Read, Write};
+use common::{single_peer, status_line, Backend, Balancer, Load};
+use std::io::Write;
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LIMITS: &str = "limits: { max_header_bytes: 4096, max_headers: 20, max_body_bytes: 1000, header_timeout: 1s }\n";
 
@@ -20,10 +20,7 @@ fn exchange(balancer: &Balancer, raw: &[u8]) -> String {
 #[test]
 fn hostile_requests_are_refused_and_others_are_not_disturbed() {
     let backend = Backend::start("b1", 0);
-    let balancer = Balancer::start_with(
-        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
-        LIMITS,
-    );
+    let balancer = Balancer::start_with(&single_peer(backend.addr), LIMITS);
     let load = Load::start(&balancer.url("/api/data"), 2);
 
     let big_header = format!(
@@ -80,27 +77,7 @@ fn hostile_requests_are_refused_and_others_are_not_disturbed() {
     let mut slow = TcpStream::connect(balancer.listen).unwrap();
     slow.set_read_timeout(Some(Duration::from_millis(50)))
         .unwrap();
-    let started = Instant::now();
-    let closed_after = loop {
-        let byte_sent = slow.write_all(b"X").is_ok();
-        let mut buffer = [0u8; 64];
-        let closed = match slow.read(&mut buffer) {
-            Ok(0) => true,
-            Ok(_) => true,
-            Err(e) => !matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ),
-        };
-        if closed || !byte_sent {
-            break started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "slowloris was never cut off"
-        );
-        std::thread::sleep(Duration::from_millis(150));
-    };
+    let closed_after = common::cut_off_after(&mut slow, b'X', Duration::from_millis(150));
     println!("slowloris: closed after {closed_after:?}");
     assert!(
         closed_after >= Duration::from_millis(900),
@@ -153,7 +130,7 @@ fn hostile_requests_are_refused_and_others_are_not_disturbed() {
 fn connections_over_the_limit_are_closed_on_arrival() {
     let backend = Backend::start("b1", 0);
     let balancer = Balancer::start_with(
-        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
+        &single_peer(backend.addr),
         "limits: { max_connections: 4, header_timeout: 10s }\n",
     );
     let idle: Vec<TcpStream> = (0..4)
@@ -184,7 +161,7 @@ fn connections_over_the_limit_are_closed_on_arrival() {
 fn deny_rules_and_status_allow_answer_403() {
     let backend = Backend::start("b1", 0);
     let balancer = Balancer::start_with(
-        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
+        &single_peer(backend.addr),
         "deny: [{ path_prefix: /api/switch, allow: [10.0.0.0/8] }]\nstatus_allow: [10.0.0.0/8]\n",
     );
     let (status, body) = common::get(&balancer.url("/api/switch"));
@@ -201,7 +178,7 @@ fn deny_rules_and_status_allow_answer_403() {
 
     // The built-in rule allows loopback clients.
     let local = Balancer::start_with(
-        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
+        &single_peer(backend.addr),
         "deny: [{ path_prefix: /api/switch, allow: [127.0.0.0/8, \"::1\"] }]\n",
     );
     assert_eq!(common::get(&local.url("/api/switch")).0, 200);
@@ -215,12 +192,7 @@ fn deny_rules_and_status_allow_answer_403() {
 #[test]
 fn a_chunked_body_reaches_the_peer_as_sent_or_not_at_all() {
     let peer = common::raw_backend::RawBackend::start(None);
-    let balancer = Balancer::start(&upstream_section(
-        "backend",
-        "round_robin",
-        &[peer.addr.to_string()],
-        500,
-    ));
+    let balancer = Balancer::start(&single_peer(peer.addr));
     let post = |target: &str, body: &[u8]| {
         let mut raw = format!(
             "POST {target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -286,12 +258,7 @@ fn send_and_reset(balancer: &Balancer, raw: &[u8]) {
 #[test]
 fn clients_that_go_away_are_not_errors() {
     let backend = Backend::start("b1", 50);
-    let balancer = Balancer::start(&upstream_section(
-        "backend",
-        "round_robin",
-        &[backend.addr.to_string()],
-        500,
-    ));
+    let balancer = Balancer::start(&single_peer(backend.addr));
     for _ in 0..30 {
         send_and_reset(&balancer, b"GET /api/data HTTP/1.1\r\nHost:");
         send_and_reset(&balancer, b"GET /api/data HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -316,7 +283,7 @@ fn clients_that_go_away_are_not_errors() {
 fn switchyards_own_answers_keep_the_connection_and_name_no_pingora() {
     let backend = Backend::start("b1", 0);
     let balancer = Balancer::start_with(
-        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
+        &single_peer(backend.addr),
         "deny: [{ path_prefix: /api/switch }]\n",
     );
     let answers = exchange(

@@ -5,7 +5,7 @@
 mod common;
 
 use common::raw_backend::RawBackend;
-use common::{exchange, status_line, upstream_section, Balancer, Client};
+use common::{exchange, single_peer, status_line, Balancer, Client};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -16,12 +16,7 @@ fn a_pooled_connection_the_peer_closed_costs_no_request() {
     // balancer keeps idle connections for 4 s, so requests about 100 ms
     // apart keep meeting connections that the peer is closing.
     let peer = RawBackend::start(Some(Duration::from_millis(100)));
-    let balancer = Balancer::start(&upstream_section(
-        "backend",
-        "round_robin",
-        &[peer.addr.to_string()],
-        60_000,
-    ));
+    let balancer = Balancer::start(&single_peer(peer.addr));
     let client = Client::new();
     let mut failures = Vec::new();
     for i in 0..80u64 {
@@ -53,7 +48,7 @@ fn a_pooled_connection_the_peer_closed_costs_no_request() {
 #[test]
 fn idle_peer_connections_close_after_keepalive_timeout() {
     let peer = RawBackend::start(Some(Duration::from_millis(400)));
-    let mut section = upstream_section("backend", "round_robin", &[peer.addr.to_string()], 60_000);
+    let mut section = single_peer(peer.addr);
     section.push_str("    keepalive_timeout: 100ms\n");
     let balancer = Balancer::start(&section);
     let client = Client::new();
@@ -78,12 +73,7 @@ fn idle_peer_connections_close_after_keepalive_timeout() {
 #[test]
 fn pipelined_requests_are_all_answered_in_order() {
     let peer = RawBackend::start(None);
-    let balancer = Balancer::start(&upstream_section(
-        "backend",
-        "round_robin",
-        &[peer.addr.to_string()],
-        60_000,
-    ));
+    let balancer = Balancer::start(&single_peer(peer.addr));
     let mut stream = TcpStream::connect(balancer.listen).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -168,7 +158,7 @@ fn echoes(stream: &mut TcpStream, message: &[u8]) -> bool {
 #[test]
 fn an_upgraded_connection_idles_by_the_tunnel_timeout() {
     let peer = RawBackend::start(None);
-    let mut section = upstream_section("backend", "round_robin", &[peer.addr.to_string()], 60_000);
+    let mut section = single_peer(peer.addr);
     section.push_str("    timeouts: { read: 500ms, write: 500ms }\n");
     let limits = "limits: { header_timeout: 500ms, body_timeout: 500ms }\n";
     let balancer = Balancer::start_with(&section, limits);

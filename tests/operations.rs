@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    alive, output_text, run_switchyard, upstream_section, wait_until, Backend, Daemon, Load, Site,
+    alive, output_text, run_switchyard, single_peer, upstream_section, wait_until, Backend, Daemon,
+    Load, Site,
 };
 
 use std::net::TcpListener;
@@ -29,10 +30,7 @@ fn start_daemon(site: Site) -> Daemon {
 #[test]
 fn daemon_detaches_writes_its_pid_and_logs_with_timestamps() {
     let backend = Backend::start("b1", 0);
-    let daemon = start_daemon(Site::new(
-        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
-        "",
-    ));
+    let daemon = start_daemon(Site::new(&single_peer(backend.addr), ""));
     let pid = daemon.current_pid();
     assert!(alive(pid));
     let log = daemon.log();
@@ -131,10 +129,7 @@ fn hot_upgrade_under_load_drops_no_request() {
 #[test]
 fn a_failed_upgrade_leaves_the_old_process_serving() {
     let backend = Backend::start("b1", 0);
-    let daemon = start_daemon(Site::new(
-        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
-        "",
-    ));
+    let daemon = start_daemon(Site::new(&single_peer(backend.addr), ""));
     let pid = daemon.current_pid();
 
     let bad = daemon.dir.path().join("bad.yaml");
@@ -162,10 +157,7 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
 #[test]
 fn a_daemon_that_cannot_start_says_why() {
     let backend = Backend::start("b1", 0);
-    let site = Site::new(
-        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
-        "",
-    );
+    let site = Site::new(&single_peer(backend.addr), "");
     let squatter = TcpListener::bind(site.listen).expect("take the port");
     let started = Instant::now();
     let (output, daemon) = Daemon::start(site);
@@ -190,7 +182,7 @@ fn a_daemon_that_cannot_start_says_why() {
 #[test]
 fn upgrade_signals_nothing_but_the_switchyard_of_its_config() {
     let backend = Backend::start("b1", 0);
-    let section = upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500);
+    let section = single_peer(backend.addr);
     let upgrade_with = |config: &std::path::Path| {
         let upgrade = run_switchyard(
             &["upgrade".as_ref(), "-c".as_ref(), config.as_os_str()],

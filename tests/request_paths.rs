@@ -5,16 +5,21 @@
 mod common;
 
 use common::raw_backend::RawBackend;
-use common::{exchange, status_line, upstream_section, Balancer, Load};
+use common::{exchange, single_peer, status_line, Balancer, Load};
 use std::time::Duration;
 
 const DENY: &str = "deny: [{ path_prefix: /api/switch, allow: [10.0.0.0/8] }]\n";
 
 fn balancer_over(peer: &RawBackend, extra: &str) -> Balancer {
-    Balancer::start_with(
-        &upstream_section("backend", "round_robin", &[peer.addr.to_string()], 500),
-        extra,
-    )
+    Balancer::start_with(&single_peer(peer.addr), extra)
+}
+
+/// Each of `targets` gets `status` (a status line) from `balancer`.
+fn assert_each_gets(balancer: &Balancer, targets: &[&str], status: &str) {
+    for target in targets {
+        let answer = get_raw(balancer, target, "x");
+        assert_eq!(status_line(&answer), status, "{target}");
+    }
 }
 
 /// `GET target` with `Host: host` on a connection of its own; the answer.
@@ -28,44 +33,46 @@ fn no_spelling_of_a_denied_path_reaches_the_peer() {
     let peer = RawBackend::start(None);
     let balancer = balancer_over(&peer, DENY);
     let load = Load::start(&balancer.url("/api/data"), 1);
-    for target in [
-        // The list: nginx refuses all but the case change.
-        "/api/switch",
-        "//api/switch",
-        "/api//switch",
-        "/api/./switch",
-        "/./api/switch",
-        "/x/../api/switch",
-        "/api/%73witch",
-        "/%61pi/switch",
-        "/api%2fswitch",
-        "http://x//api/switch",
-        "/API/switch",
-        // And more.
-        "/Api/SWITCH/on",
-        "/api/switch;jsessionid=1",
-        "/api/;x/switch",
-        "/api/%2e/switch",
-        "/api/x/%2E%2E/switch",
-        "/%2fapi/switch",
-        "/api/switch?next=/",
-    ] {
-        let answer = get_raw(&balancer, target, "x");
-        assert_eq!(status_line(&answer), "HTTP/1.1 403 Forbidden", "{target}");
-    }
+    assert_each_gets(
+        &balancer,
+        &[
+            // The list: nginx refuses all but the case change.
+            "/api/switch",
+            "//api/switch",
+            "/api//switch",
+            "/api/./switch",
+            "/./api/switch",
+            "/x/../api/switch",
+            "/api/%73witch",
+            "/%61pi/switch",
+            "/api%2fswitch",
+            "http://x//api/switch",
+            "/API/switch",
+            // And more.
+            "/Api/SWITCH/on",
+            "/api/switch;jsessionid=1",
+            "/api/;x/switch",
+            "/api/%2e/switch",
+            "/api/x/%2E%2E/switch",
+            "/%2fapi/switch",
+            "/api/switch?next=/",
+        ],
+        "HTTP/1.1 403 Forbidden",
+    );
     // Dot segments hidden from a first reading, which backends resolve
     // differently (`/api/switch/..;/` is `/api/` to Tomcat, under
     // `/api/switch/` to Go): refused outright.
-    for target in [
-        "/api/switch/..;/",
-        "/api/switch/%2F..",
-        "/api/switch/..%3B",
-        "/x/..;/api/switch",
-        "/api/x%2F..%2Fswitch",
-    ] {
-        let answer = get_raw(&balancer, target, "x");
-        assert_eq!(status_line(&answer), "HTTP/1.1 400 Bad Request", "{target}");
-    }
+    assert_each_gets(
+        &balancer,
+        &[
+            "/api/switch/..;/",
+            "/api/switch/%2F..",
+            "/api/switch/..%3B",
+            "/x/..;/api/switch",
+            "/api/x%2F..%2Fswitch",
+        ],
+        "HTTP/1.1 400 Bad Request",
+    );
     // Two spaces: Pingora rewrites the target to `%20/api/switch`.
     let answer = exchange(
         balancer.listen,
@@ -114,20 +121,21 @@ fn the_peer_gets_a_minimally_normalized_path() {
 fn what_cannot_be_made_safe_is_refused() {
     let peer = RawBackend::start(None);
     let balancer = balancer_over(&peer, "limits: { max_header_bytes: 4096 }\n");
-    for target in [
-        "/api\\data",
-        "/api%5cdata",
-        "/api%5Cdata",
-        "/api/data%00",
-        "/api/data%0d%0aSet-Cookie:%20x=1",
-        "/api/%zz",
-        "/..",
-        "/a/../../etc/passwd",
-        "/..%2fetc/passwd",
-    ] {
-        let answer = get_raw(&balancer, target, "x");
-        assert_eq!(status_line(&answer), "HTTP/1.1 400 Bad Request", "{target}");
-    }
+    assert_each_gets(
+        &balancer,
+        &[
+            "/api\\data",
+            "/api%5cdata",
+            "/api%5Cdata",
+            "/api/data%00",
+            "/api/data%0d%0aSet-Cookie:%20x=1",
+            "/api/%zz",
+            "/..",
+            "/a/../../etc/passwd",
+            "/..%2fetc/passwd",
+        ],
+        "HTTP/1.1 400 Bad Request",
+    );
     let long = format!("/{}", "a".repeat(5000));
     let answer = get_raw(&balancer, &long, "x");
     assert_eq!(status_line(&answer), "HTTP/1.1 414 URI Too Long");

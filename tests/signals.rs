@@ -3,19 +3,14 @@
 
 mod common;
 
-use common::{upstream_section, Backend, Balancer, Daemon, Site};
+use common::{single_peer, Backend, Balancer, Daemon, Site};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 #[test]
 fn sigint_stops_at_once() {
     let backend = Backend::start("b1", 0);
-    let mut balancer = Balancer::start(&upstream_section(
-        "backend",
-        "round_robin",
-        &[backend.addr.to_string()],
-        500,
-    ));
+    let mut balancer = Balancer::start(&single_peer(backend.addr));
     let sent = Instant::now();
     balancer.process.signal("INT");
     let status = balancer
@@ -34,12 +29,7 @@ fn sigint_stops_at_once() {
 fn sigterm_drains_in_flight_requests() {
     let backend = Backend::start("slow", 1000);
     // grace_period_seconds: 2, graceful_shutdown_timeout_seconds: 1
-    let mut balancer = Balancer::start(&upstream_section(
-        "backend",
-        "round_robin",
-        &[backend.addr.to_string()],
-        500,
-    ));
+    let mut balancer = Balancer::start(&single_peer(backend.addr));
     let url = balancer.url("/api/data");
     let in_flight = std::thread::spawn(move || common::get(&url));
     std::thread::sleep(Duration::from_millis(300));
@@ -70,12 +60,7 @@ fn sigterm_drains_in_flight_requests() {
 #[test]
 fn sighup_and_sigusr1_leave_the_balancer_serving() {
     let backend = Backend::start("b1", 0);
-    let balancer = Balancer::start(&upstream_section(
-        "backend",
-        "round_robin",
-        &[backend.addr.to_string()],
-        500,
-    ));
+    let balancer = Balancer::start(&single_peer(backend.addr));
     for signal in ["HUP", "USR1", "HUP"] {
         balancer.process.signal(signal);
         std::thread::sleep(Duration::from_millis(200));
@@ -90,10 +75,7 @@ fn sighup_and_sigusr1_leave_the_balancer_serving() {
 #[test]
 fn sigusr1_reopens_the_error_log_after_a_rotation() {
     let backend = Backend::start("b1", 0);
-    let (output, daemon) = Daemon::start(Site::new(
-        &upstream_section("backend", "round_robin", &[backend.addr.to_string()], 500),
-        "",
-    ));
+    let (output, daemon) = Daemon::start(Site::new(&single_peer(backend.addr), ""));
     let daemon = daemon.unwrap_or_else(|| panic!("{}", common::output_text(&output)));
     let pid = daemon.current_pid();
     // What logrotate does: move the file away, then signal.

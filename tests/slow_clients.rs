@@ -6,7 +6,7 @@
 mod common;
 
 use common::raw_backend::RawBackend;
-use common::{exchange, status_line, upstream_section, Balancer, Load};
+use common::{exchange, single_peer, status_line, upstream_section, Balancer, Load};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -94,10 +94,8 @@ fn a_client_that_stalls_its_body_takes_no_peer_down() {
 #[test]
 fn every_request_header_on_a_connection_has_its_deadline() {
     let peer = RawBackend::start(None);
-    let balancer = Balancer::start_with(
-        &upstream_section("backend", "round_robin", &[peer.addr.to_string()], 500),
-        "limits: { header_timeout: 1s }\n",
-    );
+    let balancer =
+        Balancer::start_with(&single_peer(peer.addr), "limits: { header_timeout: 1s }\n");
     let mut stream = TcpStream::connect(balancer.listen).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_millis(100)))
@@ -123,27 +121,8 @@ fn every_request_header_on_a_connection_has_its_deadline() {
     stream.write_all(request).unwrap();
     assert_eq!(status_line(&read_answer(&mut stream)), "HTTP/1.1 200 OK");
 
-    // The next header, a byte every 300 ms: cut about 1 s after its start.
-    let started = Instant::now();
-    let closed_after = loop {
-        let sent = stream.write_all(b"G").is_ok();
-        let mut buffer = [0u8; 64];
-        let closed = match stream.read(&mut buffer) {
-            Ok(_) => true,
-            Err(e) => !matches!(
-                e.kind(),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-            ),
-        };
-        if closed || !sent {
-            break started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "a keep-alive slowloris was never cut off"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    // The next header, a byte every 200 ms: cut about 1 s after its start.
+    let closed_after = common::cut_off_after(&mut stream, b'G', Duration::from_millis(200));
     println!("slowloris on a kept-alive connection: closed after {closed_after:?}");
     assert!(
         closed_after >= Duration::from_millis(900),
@@ -158,7 +137,7 @@ fn every_request_header_on_a_connection_has_its_deadline() {
 #[test]
 fn the_budget_runs_from_the_end_of_the_body_to_the_response_header() {
     let peer = RawBackend::start(None);
-    let mut section = upstream_section("backend", "round_robin", &[peer.addr.to_string()], 500);
+    let mut section = single_peer(peer.addr);
     section.push_str("    retries: 0\n    timeouts: { request: 1s, read: 2s }\n");
     let balancer = Balancer::start_with(&section, "limits: { body_timeout: 2s }\n");
 
@@ -218,12 +197,7 @@ fn the_budget_runs_from_the_end_of_the_body_to_the_response_header() {
 #[test]
 fn a_client_waiting_for_100_continue_gets_it_at_once() {
     let peer = RawBackend::start(None);
-    let balancer = Balancer::start(&upstream_section(
-        "backend",
-        "round_robin",
-        &[peer.addr.to_string()],
-        500,
-    ));
+    let balancer = Balancer::start(&single_peer(peer.addr));
     let mut stream = TcpStream::connect(balancer.listen).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_millis(500)))
@@ -258,10 +232,7 @@ fn a_client_waiting_for_100_continue_gets_it_at_once() {
 #[test]
 fn an_upgrade_that_is_no_websocket_keeps_the_body_timeout() {
     let peer = RawBackend::start(None);
-    let balancer = Balancer::start_with(
-        &upstream_section("backend", "round_robin", &[peer.addr.to_string()], 500),
-        "limits: { body_timeout: 1s }\n",
-    );
+    let balancer = Balancer::start_with(&single_peer(peer.addr), "limits: { body_timeout: 1s }\n");
     let (answer, took) = stall(
         balancer.listen,
         "POST /x HTTP/1.1\r\nHost: x\r\nUpgrade: x\r\nConnection: Upgrade\r\nContent-Length: 60\r\n\r\n",

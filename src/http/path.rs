@@ -270,58 +270,76 @@ fn canonical_path(forwarded: &[u8]) -> Result<Vec<u8>, PathError> {
             at += 1;
         }
     }
-    let mut out = Vec::with_capacity(decoded.len());
-    let mut ends_in_directory = false;
+    let mut out = Segments::with_capacity(decoded.len());
     for segment in decoded[1..].split(|b| *b == b'/') {
         let segment = segment
             .iter()
             .position(|b| *b == b';')
             .map_or(segment, |end| &segment[..end]);
         match segment {
-            b"" => ends_in_directory = true,
+            b"" => out.ends_in_directory = true,
             b"." | b".." => return Err(PathError::HiddenDotSegment),
-            _ => {
-                out.push(b'/');
-                out.extend_from_slice(segment);
-                ends_in_directory = false;
-            }
+            _ => out.push(segment),
         }
     }
-    if out.is_empty() || ends_in_directory {
-        out.push(b'/');
-    }
-    Ok(out)
+    Ok(out.finish())
 }
 
 /// Resolve `.` and `..` segments of an absolute path (RFC 3986 §5.2.4,
 /// empty segments kept). A `..` above the root is an error rather than
 /// silently dropped: a client that sends one is probing.
 fn resolve_dot_segments(path: &[u8]) -> Result<Vec<u8>, PathError> {
-    // Segment boundaries in `out`: each entry is where a `/segment` starts.
-    let mut out: Vec<u8> = Vec::with_capacity(path.len());
-    let mut starts: Vec<usize> = Vec::new();
-    let mut ends_in_directory = false;
+    let mut out = Segments::with_capacity(path.len());
     // Skip the leading `/`; every segment is what follows a `/`.
     for segment in path[1..].split(|b| *b == b'/') {
         match segment {
-            b"." => ends_in_directory = true,
-            b".." => {
-                let start = starts.pop().ok_or(PathError::AboveRoot)?;
-                out.truncate(start);
-                ends_in_directory = true;
-            }
-            _ => {
-                starts.push(out.len());
-                out.push(b'/');
-                out.extend_from_slice(segment);
-                ends_in_directory = false;
-            }
+            b"." => out.ends_in_directory = true,
+            b".." => out.pop()?,
+            _ => out.push(segment),
         }
     }
-    if out.is_empty() || ends_in_directory {
-        out.push(b'/');
+    Ok(out.finish())
+}
+
+/// An absolute path rebuilt a segment at a time.
+struct Segments {
+    out: Vec<u8>,
+    /// Where each `/segment` in `out` starts.
+    starts: Vec<usize>,
+    /// The path ends in `/` (its last segment was `.`, `..` or empty).
+    ends_in_directory: bool,
+}
+
+impl Segments {
+    fn with_capacity(capacity: usize) -> Self {
+        Segments {
+            out: Vec::with_capacity(capacity),
+            starts: Vec::new(),
+            ends_in_directory: false,
+        }
     }
-    Ok(out)
+
+    fn push(&mut self, segment: &[u8]) {
+        self.starts.push(self.out.len());
+        self.out.push(b'/');
+        self.out.extend_from_slice(segment);
+        self.ends_in_directory = false;
+    }
+
+    /// Drop the last segment (`..`); there must be one.
+    fn pop(&mut self) -> Result<(), PathError> {
+        let start = self.starts.pop().ok_or(PathError::AboveRoot)?;
+        self.out.truncate(start);
+        self.ends_in_directory = true;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.out.is_empty() || self.ends_in_directory {
+            self.out.push(b'/');
+        }
+        self.out
+    }
 }
 
 #[cfg(test)]

@@ -79,6 +79,32 @@ pub fn exchange(addr: SocketAddr, raw: &[u8], limit: Duration) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// Write `byte` to `stream` every `every` until the other side closes the
+/// connection (at most 5 s); how long that took from the first byte. The
+/// stream's read timeout must be short (it paces the checks).
+pub fn cut_off_after(stream: &mut TcpStream, byte: u8, every: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let sent = stream.write_all(&[byte]).is_ok();
+        let mut buffer = [0u8; 64];
+        let closed = match stream.read(&mut buffer) {
+            Ok(_) => true,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        };
+        if closed || !sent {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a slow header was never cut off"
+        );
+        std::thread::sleep(every);
+    }
+}
+
 /// The status line of an answer, or `<closed>`.
 pub fn status_line(answer: &str) -> &str {
     answer.lines().next().unwrap_or("<closed>")
@@ -207,6 +233,13 @@ impl Backend {
         let json: serde_json::Value = serde_json::from_str(&body).expect("switch answers JSON");
         json["status"].as_u64().expect("status field") as u16
     }
+}
+
+/// A one-upstream config over the single peer at `peer`, probed once a
+/// minute (the first probe decides its state; few probes, so a test can
+/// count the peer's connections).
+pub fn single_peer(peer: SocketAddr) -> String {
+    upstream_section("backend", "round_robin", &[peer.to_string()], 60_000)
 }
 
 /// The `server:` section tests use: short grace periods, files in `dir`.
