@@ -5,21 +5,19 @@
 //! -> Pingora proxies it -> [`http::proxy`] logging -> [`metrics`].
 //!
 //! Health flows the other way: Pingora's health-check service runs
-//! [`health::ProbeCheck`] for every peer -> the peer's
-//! [`health::PeerHealth`] record and metrics -> read by selection, the
+//! [`peer::probe::ProbeCheck`] for every peer -> the peer's
+//! [`peer::health::PeerHealth`] record and metrics -> read by selection, the
 //! [`status`] page and `switchyard_peer_up` alike.
 
 pub mod allocator;
 pub mod config;
-pub mod health;
 pub mod http;
 pub mod listen;
 pub mod metrics;
 pub mod peer;
 pub mod process;
 pub mod resources;
-pub mod router;
-pub mod selection;
+pub mod routing;
 pub mod server;
 pub mod status;
 pub mod upstream;

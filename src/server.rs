@@ -8,7 +8,7 @@ use crate::listen::drain::Draining;
 use crate::listen::guard::ConnectionGuard;
 use crate::process::readiness::{Readiness, LISTENER_LIMIT};
 use crate::process::signals::SignalHandler;
-use crate::router::Router;
+use crate::routing::Router;
 use crate::upstream::Upstream;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::Opt;

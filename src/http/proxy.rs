@@ -29,7 +29,7 @@ use crate::config::{Config, HashKey};
 use crate::listen::stream::{ClientStream, Framing};
 use crate::metrics::UpstreamErrorKind;
 use crate::resources::is_exhausted;
-use crate::router::Router;
+use crate::routing::Router;
 use crate::upstream::TriedPeers;
 use async_trait::async_trait;
 use bytes::Bytes;

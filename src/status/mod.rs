@@ -1,7 +1,7 @@
 //! The peer status page (`status_path`, `/check` by default).
 //!
 //! Three views of the same state, the peers'
-//! [`PeerHealth`](crate::health::PeerHealth) records (the state that
+//! [`PeerHealth`](crate::peer::health::PeerHealth) records (the state that
 //! selection and `switchyard_peer_up` read):
 //! - [`text`]: exactly lua-resty-upstream-healthcheck's `status_page()`, so
 //!   scripts written against the OpenResty balancer keep working;

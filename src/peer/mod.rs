@@ -1,9 +1,13 @@
 //! A peer (one backend server of an upstream) and the table of an
-//! upstream's peers.
+//! upstream's peers; its health record ([`health`]) and its active probe
+//! ([`probe`]).
+
+pub mod health;
+pub mod probe;
 
 use crate::config::{PeerConfig, UpstreamConfig};
-use crate::health::{PeerHealth, ProbeResult, Thresholds, Transition};
 use crate::metrics::PeerMetrics;
+use health::{PeerHealth, ProbeResult, Thresholds, Transition};
 use pingora_core::upstreams::peer::HttpPeer;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,15 +1,18 @@
 //! An upstream: a named set of peers, primary and backup, each group with
-//! its Pingora load balancer, and the health-check service that probes them.
+//! its Pingora load balancer ([`selection`]), and the health-check service
+//! that probes them.
+
+pub mod selection;
 
 use crate::config::{HashKey, StatusCode, UpstreamConfig};
-use crate::health::ProbeCheck;
 use crate::metrics::UpstreamMetrics;
+use crate::peer::probe::ProbeCheck;
 use crate::peer::{Peer, PeerTable};
-use crate::selection::{build_selector, PeerSelector};
 use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora_error::Result;
 use pingora_load_balancing::discovery::Static;
 use pingora_load_balancing::{Backend, Backends, Extensions, HealthCheckService, HealthRegistry};
+use selection::{build_selector, PeerSelector};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
