@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         eprintln!("switchyard: cannot start with {source}: {e}");
         return ExitCode::FAILURE;
     }
-    match switchyard::server::build(&config, cli.pingora_opt()) {
+    match switchyard::server::build(config, cli.conf.clone(), cli.pingora_opt()) {
         Ok(server) => server.run_forever(),
         Err(e) => {
             eprintln!("switchyard: cannot start: {e}");

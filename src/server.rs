@@ -1,15 +1,15 @@
-//! Assembling the Pingora server from a [`Config`]: the health-check
-//! services, the proxy, the metrics endpoint, readiness, and the order they
-//! start in.
+//! Assembling the Pingora server from a [`Config`]: the live snapshot, the
+//! probe schedule, the proxy, the metrics endpoint, readiness, signals, and
+//! the order they start in.
 
 use crate::config::Config;
 use crate::http::proxy::Balancer;
 use crate::listen::drain::Draining;
 use crate::listen::guard::ConnectionGuard;
+use crate::live::probes::ProbeService;
+use crate::live::Live;
 use crate::process::readiness::{Readiness, LISTENER_LIMIT};
 use crate::process::signals::SignalHandler;
-use crate::routing::Router;
-use crate::upstream::Upstream;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::Opt;
 use pingora_core::server::Server;
@@ -17,12 +17,15 @@ use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use pingora_error::Result;
 use std::num::NonZeroU64;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A server ready to `run_forever`. With `-u` this blocks until the running
-/// switchyard hands over its listening sockets.
-pub fn build(config: &Config, opt: Opt) -> Result<Server> {
+/// A server ready to `run_forever`, serving `config`, which SIGHUP re-reads
+/// from `file` (`None`: the built-in one). With `-u` this blocks until the
+/// running switchyard hands over its listening sockets.
+pub fn build(config: Config, file: Option<PathBuf>, opt: Opt) -> Result<Server> {
+    let config = &config;
     let daemon = opt.daemon || config.server.daemon;
     let mut conf = config.server.to_server_conf();
     // `-d` returns once the listeners accept: Readiness sends the signal.
@@ -34,27 +37,24 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server> {
     // bootstrap that runs after the fork, is skipped in favour of ours.
     server.bootstrap();
 
-    let mut upstreams = Vec::with_capacity(config.upstreams.0.len());
-    let mut probe_handles = Vec::with_capacity(config.upstreams.0.len());
-    for (name, upstream_config) in &config.upstreams.0 {
-        let (upstream, probes) = Upstream::build(name, upstream_config)?;
-        let service = background_service(&format!("health checks of upstream {name}"), probes);
-        probe_handles.push(server.add_service(service));
-        upstreams.push(Arc::new(upstream));
-    }
+    let live = Arc::new(Live::new(config.clone())?);
+    let probes = server.add_service(background_service(
+        "health checks",
+        ProbeService::new(Arc::clone(&live)),
+    ));
 
-    let balancer = Balancer::new(Router::new(upstreams), config);
+    let balancer = Balancer::new(Arc::clone(&live));
     let app = ConnectionGuard::new(
         Draining::new(pingora_proxy::http_proxy(&server.configuration, balancer)),
         config.limits.max_connections.0,
-        config.limits.header_timeout.0,
+        Arc::clone(&live),
     );
     let mut proxy = Service::new("switchyard proxy".to_string(), app);
     proxy.add_listener(client_listener(&config.listen.0.to_string()));
     // The proxy starts listening only after every upstream's first probe
     // round: a peer that is down at startup never sees a client request.
     let proxy_handle = server.add_service(proxy);
-    proxy_handle.add_dependencies(&probe_handles);
+    proxy_handle.add_dependencies([&probes]);
 
     let mut metrics = pingora_prometheus::prometheus_http_service();
     metrics.add_tcp(&config.metrics.0.to_string());
@@ -69,7 +69,8 @@ pub fn build(config: &Config, opt: Opt) -> Result<Server> {
 
     // In daemon mode stderr is the error log, which SIGUSR1 reopens.
     let log_file = config.server.error_log.clone().filter(|_| daemon);
-    server.add_service(background_service("signals", SignalHandler::new(log_file)));
+    let signals = SignalHandler::new(log_file, live, file);
+    server.add_service(background_service("signals", signals));
 
     Ok(server)
 }

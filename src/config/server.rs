@@ -11,7 +11,7 @@ use pingora_core::server::configuration::ServerConf;
 use serde::Deserialize;
 
 /// `server:` keys. Every key is optional.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// Worker threads of each service. Default: the number of CPUs.

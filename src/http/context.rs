@@ -1,9 +1,10 @@
 //! What one request carries from filter to filter.
 
 use super::failure::is_timeout;
-use super::forwarding::Origin;
+use crate::live::Snapshot;
 use crate::metrics::UpstreamErrorKind;
-use crate::peer::Peer;
+use crate::peer::{InFlight, Member};
+use crate::request::forwarding::Origin;
 use crate::upstream::{TriedPeers, Upstream};
 use http::HeaderValue;
 use pingora_error::Error;
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 /// The state of one client request.
 pub struct RequestContext {
     pub(super) started: Instant,
+    /// The configuration this request is served with, from its arrival.
+    pub(super) snapshot: Option<Arc<Snapshot>>,
     pub(super) upstream: Option<Arc<Upstream>>,
     /// Where the request comes from (connection and client address).
     pub(super) origin: Option<Origin>,
@@ -27,7 +30,9 @@ pub struct RequestContext {
     /// When the time budget runs out; set once the request body is complete.
     pub(super) deadline: Option<Instant>,
     /// The peer of the current attempt.
-    pub(super) peer: Option<Arc<Peer>>,
+    pub(super) peer: Option<Arc<Member>>,
+    /// Counts the current attempt in the peer's in-flight requests.
+    pub(super) in_flight: Option<InFlight>,
     /// When the current peer was chosen; taken when its response header
     /// arrives.
     pub(super) peer_chosen_at: Option<Instant>,
@@ -52,6 +57,7 @@ impl RequestContext {
     pub(super) fn new() -> Self {
         RequestContext {
             started: Instant::now(),
+            snapshot: None,
             upstream: None,
             origin: None,
             forward_target: None,
@@ -60,6 +66,7 @@ impl RequestContext {
             continue_sent: false,
             deadline: None,
             peer: None,
+            in_flight: None,
             peer_chosen_at: None,
             tried: TriedPeers::default(),
             attempts: 0,
@@ -103,9 +110,11 @@ impl RequestContext {
 
     /// Count a failure of `kind` against the current peer.
     pub(super) fn count_against_peer(&self, kind: UpstreamErrorKind) {
-        if let (Some(upstream), Some(peer)) = (&self.upstream, &self.peer) {
-            peer.metrics.count_error(kind);
-            peer.record_request_failure(upstream.policy.max_fails, kind.label());
+        if let (Some(upstream), Some(member)) = (&self.upstream, &self.peer) {
+            member.peer.metrics.count_error(kind);
+            member
+                .peer
+                .record_request_failure(upstream.policy.max_fails, kind.label());
         }
     }
 }

@@ -1,12 +1,9 @@
 //! The HTTP request path: [`proxy::Balancer`] (Pingora's `ProxyHttp`, the
 //! only place that sees Pingora's session) and the parts it runs per
-//! request: admission (limits, smuggling, deny rules), the request path's
-//! canonical and forwarded forms, and the forwarding headers.
+//! request: its context, whose fault a failure is, and switchyard's own
+//! answers. What a request may do is decided in [`crate::request`].
 
-pub mod admission;
 pub mod context;
 pub mod failure;
-pub mod forwarding;
-pub mod path;
 pub mod proxy;
 pub mod respond;

@@ -20,16 +20,15 @@
 //! enforced through the client stream ([`ClientStream::set_budget`]), which
 //! Pingora polls while it waits for the peer.
 
-use super::admission::{content_length, Admission};
 use super::context::RequestContext;
 use super::failure::{self, is_broken_connection, is_timeout};
-use super::forwarding::Forwarding;
 use super::respond;
-use crate::config::{Config, HashKey};
+use crate::config::HashKey;
 use crate::listen::stream::{ClientStream, Framing};
+use crate::live::Live;
 use crate::metrics::UpstreamErrorKind;
+use crate::request::admission::content_length;
 use crate::resources::is_exhausted;
-use crate::routing::Router;
 use crate::upstream::TriedPeers;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -41,35 +40,21 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The pool group of connections made for a retry on a fresh connection:
 /// none of them is ever pooled (the retry says `Connection: close`), so a
 /// lookup in this group finds nothing and connects anew.
 const FRESH_CONNECTION_GROUP: u64 = u64::MAX;
 
-/// The balancer.
+/// The balancer: serves each request with the live snapshot it arrives in.
 pub struct Balancer {
-    router: Router,
-    status_path: String,
-    admission: Admission,
-    forwarding: Forwarding,
-    keepalive_seconds: u64,
-    body_timeout: Duration,
-    buffer_body_bytes: u64,
+    live: Arc<Live>,
 }
 
 impl Balancer {
-    pub fn new(router: Router, config: &Config) -> Self {
-        Balancer {
-            router,
-            status_path: config.status_path.0.clone(),
-            admission: Admission::new(config),
-            forwarding: Forwarding::new(config.trusted_proxies.clone()),
-            keepalive_seconds: config.limits.keepalive_timeout.0.as_secs().max(1),
-            body_timeout: config.limits.body_timeout.0,
-            buffer_body_bytes: config.limits.buffer_body_bytes.0,
-        }
+    pub fn new(live: Arc<Live>) -> Self {
+        Balancer { live }
     }
 
     /// Start the request's time budget: its body is complete (`since`
@@ -246,43 +231,50 @@ impl ProxyHttp for Balancer {
         if let Some(stream) = client_stream(session) {
             stream.set_framing(framing);
         }
+        // One configuration for the whole request.
+        let snapshot = self.live.current();
         // While shutting down Pingora has already turned keep-alive off (the
         // answer says `Connection: close`); leave it off then.
         if session.as_downstream().get_keepalive().is_some() {
-            session.set_keepalive(Some(self.keepalive_seconds));
+            session.set_keepalive(Some(snapshot.keepalive_seconds));
         }
         // Pipelined requests are served one after the other, in order.
         session.as_downstream_mut().set_pipelining_enabled(true);
-        session.set_read_timeout(Some(self.body_timeout));
+        session.set_read_timeout(Some(snapshot.body_timeout));
 
         let peer_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        ctx.origin = peer_ip.map(|ip| self.forwarding.origin(ip, &session.req_header().headers));
+        ctx.origin = peer_ip.map(|ip| {
+            snapshot
+                .forwarding
+                .origin(ip, &session.req_header().headers)
+        });
         let client = ctx.origin.map(|o| o.client);
         let had_content_length = had_content_length(session);
-        let admitted = match self
-            .admission
-            .check(session.req_header(), had_content_length, client)
-        {
-            Err(refusal) => Admitted::Refused(refusal.status, refusal.reason),
-            Ok(path) => {
-                let decision = if *path.canonical == *self.status_path.as_bytes() {
-                    Admitted::StatusPage
-                } else {
-                    match self.router.route(&path.canonical) {
-                        Some(upstream) => Admitted::Routed(Arc::clone(upstream)),
-                        None => Admitted::NotRouted,
-                    }
-                };
-                ctx.forward_host = path
-                    .authority
-                    .and_then(|host| HeaderValue::from_bytes(host).ok());
-                ctx.forward_target = path.forward;
-                decision
-            }
-        };
+        let admitted =
+            match snapshot
+                .admission
+                .check(session.req_header(), had_content_length, client)
+            {
+                Err(refusal) => Admitted::Refused(refusal.status, refusal.reason),
+                Ok(path) => {
+                    let decision = if *path.canonical == *snapshot.status_path.as_bytes() {
+                        Admitted::StatusPage
+                    } else {
+                        match snapshot.router.route(&path.canonical) {
+                            Some(upstream) => Admitted::Routed(Arc::clone(upstream)),
+                            None => Admitted::NotRouted,
+                        }
+                    };
+                    ctx.forward_host = path
+                        .authority
+                        .and_then(|host| HeaderValue::from_bytes(host).ok());
+                    ctx.forward_target = path.forward;
+                    decision
+                }
+            };
         let upstream = match admitted {
             Admitted::Refused(status, reason) => {
                 log::info!(
@@ -293,8 +285,8 @@ impl ProxyHttp for Balancer {
                 respond::plain_error(session, status, Some(reason)).await?;
                 return Ok(true);
             }
-            Admitted::StatusPage if self.admission.may_see_status(client) => {
-                respond::status_page(session, self.router.upstreams()).await?;
+            Admitted::StatusPage if snapshot.admission.may_see_status(client) => {
+                respond::status_page(session, &snapshot.upstreams).await?;
                 return Ok(true);
             }
             Admitted::StatusPage => {
@@ -323,7 +315,7 @@ impl ProxyHttp for Balancer {
         // Without a body, the request was complete when it arrived.
         let mut body_complete = (framing == Framing::Empty).then_some(ctx.started);
         if let Framing::Length(length) = framing {
-            if length <= self.buffer_body_bytes && !ctx.upgrade {
+            if length <= snapshot.buffer_body_bytes && !ctx.upgrade {
                 if expects_continue(session.req_header()) {
                     // The client waits for a go-ahead before it sends the
                     // body, which is read here: give it, as nginx does
@@ -340,6 +332,7 @@ impl ProxyHttp for Balancer {
                 body_complete = Some(Instant::now());
             }
         }
+        ctx.snapshot = Some(snapshot);
         if let Some(since) = body_complete {
             self.start_budget(session, ctx, since);
         }
@@ -353,7 +346,11 @@ impl ProxyHttp for Balancer {
         end_of_stream: bool,
         ctx: &mut RequestContext,
     ) -> Result<()> {
-        if session.body_bytes_read() as u64 > self.admission.max_body_bytes() {
+        let max_body_bytes = ctx
+            .snapshot
+            .as_ref()
+            .map_or(u64::MAX, |s| s.admission.max_body_bytes());
+        if session.body_bytes_read() as u64 > max_body_bytes {
             let mut e = Error::explain(ErrorType::HTTPStatus(413), "request body too large");
             e.as_down();
             return Err(e);
@@ -418,6 +415,7 @@ impl ProxyHttp for Balancer {
             stream.set_budget(Some(tokio::time::Instant::from_std(deadline)));
         }
         ctx.response_started = false;
+        ctx.in_flight = Some(peer.peer.start_request());
         ctx.peer = Some(peer);
         ctx.peer_chosen_at = Some(Instant::now());
         Ok(http_peer)
@@ -429,8 +427,8 @@ impl ProxyHttp for Balancer {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestContext,
     ) -> Result<()> {
-        if let Some(origin) = &ctx.origin {
-            self.forwarding.apply(upstream_request, origin)?;
+        if let (Some(origin), Some(snapshot)) = (&ctx.origin, &ctx.snapshot) {
+            snapshot.forwarding.apply(upstream_request, origin)?;
         }
         if let Some(target) = &ctx.forward_target {
             upstream_request.set_raw_path(target)?;
@@ -440,8 +438,8 @@ impl ProxyHttp for Balancer {
         } else if !upstream_request.headers.contains_key(header::HOST) {
             // An HTTP/1.0 request may come without Host; HTTP/1.1 to the
             // peer needs one: the peer's address.
-            if let Some(peer) = &ctx.peer {
-                upstream_request.insert_header(header::HOST, peer.label.as_str())?;
+            if let Some(member) = &ctx.peer {
+                upstream_request.insert_header(header::HOST, member.peer.label.as_str())?;
             }
         }
         if ctx.continue_sent {
@@ -466,7 +464,7 @@ impl ProxyHttp for Balancer {
             return Ok(());
         }
         ctx.response_started = true;
-        let (Some(upstream), Some(peer)) = (&ctx.upstream, &ctx.peer) else {
+        let (Some(upstream), Some(member)) = (&ctx.upstream, &ctx.peer) else {
             return Ok(());
         };
         if status == http::StatusCode::SWITCHING_PROTOCOLS {
@@ -476,6 +474,7 @@ impl ProxyHttp for Balancer {
                 stream.open_tunnel();
             }
         }
+        let peer = &member.peer;
         if let Some(chosen) = ctx.peer_chosen_at.take() {
             peer.metrics
                 .observe_upstream_response(chosen.elapsed().as_secs_f64());
@@ -644,7 +643,7 @@ impl ProxyHttp for Balancer {
             .filter(|r| !r.status.is_informational())
             .map_or(0, |r| r.status.as_u16());
         let counters = match &ctx.peer {
-            Some(peer) => &peer.metrics.requests,
+            Some(member) => &member.peer.metrics.requests,
             None => &upstream.metrics.without_peer,
         };
         counters.record(status);

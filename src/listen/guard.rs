@@ -10,29 +10,30 @@
 //! forever).
 
 use super::stream::ClientStream;
+use crate::live::Live;
 use crate::metrics::ConnectionMetrics;
 use async_trait::async_trait;
 use pingora_core::apps::ServerApp;
 use pingora_core::protocols::Stream;
 use pingora_core::server::ShutdownWatch;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// A server app behind a connection cap, reading through [`ClientStream`]s.
 pub struct ConnectionGuard<A> {
     inner: Arc<A>,
     permits: Arc<Semaphore>,
-    header_timeout: Duration,
+    /// For the current `limits.header_timeout`.
+    live: Arc<Live>,
     metrics: ConnectionMetrics,
 }
 
 impl<A> ConnectionGuard<A> {
-    pub fn new(inner: A, max_connections: usize, header_timeout: Duration) -> Self {
+    pub fn new(inner: A, max_connections: usize, live: Arc<Live>) -> Self {
         ConnectionGuard {
             inner: Arc::new(inner),
             permits: Arc::new(Semaphore::new(max_connections)),
-            header_timeout,
+            live,
             metrics: ConnectionMetrics::new(),
         }
     }
@@ -52,7 +53,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionGuard<A> {
             return None;
         };
         let _open = self.metrics.opened();
-        let guarded: Stream = Box::new(ClientStream::new(session, self.header_timeout));
+        let header_timeout = self.live.current().header_timeout;
+        let guarded: Stream = Box::new(ClientStream::new(session, header_timeout));
         self.inner.process_new(guarded, shutdown).await
     }
 

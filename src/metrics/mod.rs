@@ -130,6 +130,22 @@ impl StatusCounters {
             .unwrap_or(&self.unanswered)
     }
 
+    /// Remove every series this has created from the registry.
+    fn remove(&self) {
+        let remove = |status: &str| {
+            let labels = [self.upstream.as_str(), self.peer.as_str(), status];
+            let _ = FAMILIES.requests.remove_label_values(&labels);
+        };
+        for (index, slot) in self.by_status.iter().enumerate() {
+            if slot.get().is_some() {
+                remove(&(usize::from(FIRST_STATUS) + index).to_string());
+            }
+        }
+        if self.unanswered.get().is_some() {
+            remove("0");
+        }
+    }
+
     /// Count one request answered with `status` (0: no response was sent).
     pub fn record(&self, status: u16) {
         self.slot(status)
@@ -367,6 +383,10 @@ impl UpstreamMetrics {
         }
     }
 
+    fn upstream(&self) -> &str {
+        &self.without_peer.upstream
+    }
+
     pub fn observe_request(&self, seconds: f64) {
         self.request_duration.observe(seconds);
     }
@@ -377,6 +397,102 @@ impl UpstreamMetrics {
 
     pub fn request_finished(&self) {
         self.in_flight.dec();
+    }
+}
+
+/// An upstream no configuration names any more (and no request uses) takes
+/// its series with it.
+impl Drop for UpstreamMetrics {
+    fn drop(&mut self) {
+        let upstream = [self.upstream()];
+        let _ = FAMILIES.request_duration.remove_label_values(&upstream);
+        let _ = FAMILIES.in_flight.remove_label_values(&upstream);
+        self.without_peer.remove();
+    }
+}
+
+/// A peer no configuration names any more (and no request uses) takes its
+/// series with it.
+impl Drop for PeerMetrics {
+    fn drop(&mut self) {
+        let f = &*FAMILIES;
+        let (upstream, peer) = (self.requests.upstream.as_str(), self.requests.peer.as_str());
+        let pair = [upstream, peer];
+        let _ = f.upstream_response_duration.remove_label_values(&pair);
+        let _ = f.peer_up.remove_label_values(&pair);
+        let _ = f.health_check_duration.remove_label_values(&pair);
+        let _ = f.state_changes.remove_label_values(&pair);
+        for result in ["success", "failure"] {
+            let _ = f
+                .health_checks
+                .remove_label_values(&[upstream, peer, result]);
+        }
+        for kind in UpstreamErrorKind::ALL {
+            let _ = f
+                .upstream_errors
+                .remove_label_values(&[upstream, peer, kind.label()]);
+        }
+        self.requests.remove();
+    }
+}
+
+/// Changes of configuration while running, named as Prometheus names its
+/// own reloads.
+pub struct ReloadMetrics {
+    success: IntCounter,
+    failure: IntCounter,
+    last_success: prometheus::Gauge,
+}
+
+static RELOADS: LazyLock<(IntCounterVec, prometheus::Gauge)> = LazyLock::new(|| {
+    (
+        register_int_counter_vec!(
+            "switchyard_config_reloads_total",
+            "Configuration reloads, by result (success or failure).",
+            &["result"]
+        )
+        .expect("register switchyard_config_reloads_total"),
+        prometheus::register_gauge!(
+            "switchyard_config_last_reload_success_timestamp_seconds",
+            "When the running configuration was loaded (at start or by the last successful reload), Unix time."
+        )
+        .expect("register switchyard_config_last_reload_success_timestamp_seconds"),
+    )
+});
+
+impl ReloadMetrics {
+    /// The handles, with the configuration loaded now.
+    pub fn new() -> Self {
+        let metrics = ReloadMetrics {
+            success: RELOADS.0.with_label_values(&["success"]),
+            failure: RELOADS.0.with_label_values(&["failure"]),
+            last_success: RELOADS.1.clone(),
+        };
+        metrics.loaded_now();
+        metrics
+    }
+
+    fn loaded_now(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.last_success.set(now);
+    }
+
+    /// Count a reload that was applied (`true`) or refused.
+    pub fn record(&self, applied: bool) {
+        if applied {
+            self.success.inc();
+            self.loaded_now();
+        } else {
+            self.failure.inc();
+        }
+    }
+}
+
+impl Default for ReloadMetrics {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -96,12 +96,27 @@ impl Default for PeerHealth {
 }
 
 impl PeerHealth {
-    /// A peer not probed yet: UP, as in nginx and HAProxy.
+    /// A peer not probed yet: UP, as in nginx and HAProxy (at startup, the
+    /// proxy listener opens only after the first probe round).
     pub fn new() -> Self {
         PeerHealth {
             up: AtomicBool::new(true),
             failed_requests: AtomicU32::new(0),
             record: Mutex::new(HealthRecord::default()),
+        }
+    }
+
+    /// A peer added to a running balancer: DOWN until its first probe
+    /// passes, so that it gets no request before one has.
+    pub fn awaiting_probe() -> Self {
+        PeerHealth {
+            up: AtomicBool::new(false),
+            failed_requests: AtomicU32::new(0),
+            record: Mutex::new(HealthRecord {
+                up: false,
+                down_reason: Some("not probed yet".to_string()),
+                ..HealthRecord::default()
+            }),
         }
     }
 
@@ -144,7 +159,7 @@ impl PeerHealth {
             (true, false) if first || record.consecutive_failures >= thresholds.fall => {
                 Some(Transition::WentDown)
             }
-            (false, true) if record.consecutive_successes >= thresholds.rise => {
+            (false, true) if first || record.consecutive_successes >= thresholds.rise => {
                 Some(Transition::WentUp)
             }
             _ => None,
@@ -158,6 +173,10 @@ impl PeerHealth {
                 record.up = true;
                 record.down_reason = None;
                 self.failed_requests.store(0, Ordering::Relaxed);
+            }
+            // A peer that waited for its first probe, and failed it.
+            None if first && !passed && !record.up => {
+                record.down_reason = record.last_error.as_ref().map(|e| format!("probe: {e}"));
             }
             _ => {}
         }
@@ -236,6 +255,24 @@ mod tests {
             Some(Transition::Confirmed)
         );
         assert!(health.is_up());
+    }
+
+    #[test]
+    fn a_peer_added_while_running_waits_for_its_first_probe() {
+        let health = PeerHealth::awaiting_probe();
+        assert!(!health.is_up());
+        assert_eq!(
+            health.snapshot().down_reason.as_deref(),
+            Some("not probed yet")
+        );
+        assert_eq!(health.observe(probe(true), RULES), Some(Transition::WentUp));
+        assert!(health.is_up());
+        let failing = PeerHealth::awaiting_probe();
+        assert_eq!(failing.observe(probe(false), RULES), None);
+        assert_eq!(
+            failing.snapshot().down_reason.as_deref(),
+            Some("probe: refused")
+        );
     }
 
     #[test]

@@ -1,6 +1,12 @@
-//! A peer (one backend server of an upstream) and the table of an
-//! upstream's peers; its health record ([`health`]) and its active probe
-//! ([`probe`]).
+//! A peer (one backend server of an upstream), its place in one snapshot
+//! of its upstream ([`Member`]), its health record ([`health`]) and its
+//! active probe ([`probe`]).
+//!
+//! A [`Peer`] lives as long as some configuration names it: a change that
+//! keeps `(upstream, address)` keeps the very same object, with its health
+//! record, metric series, counters and in-flight requests. What a change can
+//! set differently (weight, backup, timeouts) lives in the [`Member`] of
+//! each snapshot.
 
 pub mod health;
 pub mod probe;
@@ -10,60 +16,49 @@ use crate::metrics::PeerMetrics;
 use health::{PeerHealth, ProbeResult, Thresholds, Transition};
 use pingora_core::upstreams::peer::HttpPeer;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// One peer, with everything the request path and the probes need of it,
-/// built once at startup.
+/// One backend server of an upstream, with what carries over every change
+/// of the configuration.
 pub struct Peer {
     /// Name of the upstream this peer belongs to.
     pub upstream: String,
-    /// Position in the upstream's [`PeerTable`].
-    pub index: usize,
     pub addr: SocketAddr,
     /// `addr` as text: the `peer` label and the status page's name for it.
     pub label: String,
-    pub weight: u16,
-    pub backup: bool,
     pub health: PeerHealth,
     pub metrics: PeerMetrics,
-    /// Cloned for each request; identical clones share Pingora's pool of
-    /// idle keep-alive connections to this peer.
-    http_peer: HttpPeer,
+    /// Requests being served by this peer now.
+    in_flight: AtomicUsize,
 }
 
 impl Peer {
-    pub fn new(
-        upstream: &str,
-        index: usize,
-        config: &PeerConfig,
-        settings: &UpstreamConfig,
-    ) -> Self {
-        let addr = config.addr.0;
+    /// A peer with the health record `health` (UP and unprobed at startup;
+    /// DOWN until its first probe when a change adds it).
+    pub fn new(upstream: &str, addr: SocketAddr, health: PeerHealth) -> Self {
         let label = addr.to_string();
-        let mut http_peer = HttpPeer::new(addr, false, String::new());
-        let options = &mut http_peer.options;
-        let timeouts = &settings.timeouts;
-        options.connection_timeout = Some(timeouts.connect.0);
-        options.read_timeout = Some(timeouts.read.0);
-        options.write_timeout = Some(timeouts.write.0);
-        // Idle pooled connections are closed after this.
-        options.idle_timeout = Some(settings.keepalive_timeout.0);
+        let metrics = PeerMetrics::new(upstream, &label);
+        metrics.set_up(health.is_up());
         Peer {
             upstream: upstream.to_string(),
-            index,
             addr,
-            weight: config.weight.0,
-            backup: config.backup,
-            health: PeerHealth::new(),
-            metrics: PeerMetrics::new(upstream, &label),
-            http_peer,
+            metrics,
+            health,
             label,
+            in_flight: AtomicUsize::new(0),
         }
     }
 
-    /// Where Pingora should send a request for this peer.
-    pub fn http_peer(&self) -> Box<HttpPeer> {
-        Box::new(self.http_peer.clone())
+    /// Requests this peer is serving now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Count a request as in flight on this peer until the guard drops.
+    pub fn start_request(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
     }
 
     /// Requests this peer has answered.
@@ -133,24 +128,78 @@ impl Peer {
     }
 }
 
+/// A request in flight on a peer, counted until it drops.
+pub struct InFlight(Arc<Peer>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A peer in one snapshot of its upstream: the settings it has there.
+pub struct Member {
+    pub peer: Arc<Peer>,
+    /// Position in the upstream's [`PeerTable`] (a request's tried peers are
+    /// bits by position).
+    pub index: usize,
+    pub weight: u16,
+    /// Backup peers take traffic only while no primary peer is up.
+    pub backup: bool,
+    /// Cloned for each request; identical clones share Pingora's pool of
+    /// idle keep-alive connections to this peer.
+    http_peer: HttpPeer,
+}
+
+impl Member {
+    /// `peer` at `index`, as `config` (in the upstream `settings`) says.
+    pub fn new(
+        peer: Arc<Peer>,
+        index: usize,
+        config: &PeerConfig,
+        settings: &UpstreamConfig,
+    ) -> Self {
+        let mut http_peer = HttpPeer::new(peer.addr, false, String::new());
+        let options = &mut http_peer.options;
+        let timeouts = &settings.timeouts;
+        options.connection_timeout = Some(timeouts.connect.0);
+        options.read_timeout = Some(timeouts.read.0);
+        options.write_timeout = Some(timeouts.write.0);
+        // Idle pooled connections are closed after this.
+        options.idle_timeout = Some(settings.keepalive_timeout.0);
+        Member {
+            peer,
+            index,
+            weight: config.weight.0,
+            backup: config.backup,
+            http_peer,
+        }
+    }
+
+    /// Where Pingora should send a request for this peer.
+    pub fn http_peer(&self) -> Box<HttpPeer> {
+        Box::new(self.http_peer.clone())
+    }
+}
+
 /// The peers of one upstream, primary and backup, in config order.
 pub struct PeerTable {
-    peers: Vec<Arc<Peer>>,
+    members: Vec<Arc<Member>>,
 }
 
 impl PeerTable {
-    pub fn new(peers: Vec<Arc<Peer>>) -> Self {
-        PeerTable { peers }
+    pub fn new(members: Vec<Arc<Member>>) -> Self {
+        PeerTable { members }
     }
 
-    /// The peer at `addr`. A linear scan: upstreams have a handful of peers,
-    /// where comparing addresses in order beats hashing one.
+    /// The member at `addr`. A linear scan: upstreams have a handful of
+    /// peers, where comparing addresses in order beats hashing one.
     #[inline]
-    pub fn get(&self, addr: SocketAddr) -> Option<&Arc<Peer>> {
-        self.peers.iter().find(|p| p.addr == addr)
+    pub fn get(&self, addr: SocketAddr) -> Option<&Arc<Member>> {
+        self.members.iter().find(|m| m.peer.addr == addr)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Peer>> {
-        self.peers.iter()
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Member>> {
+        self.members.iter()
     }
 }

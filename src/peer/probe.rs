@@ -1,38 +1,36 @@
 //! The active probe: Pingora's [`HttpHealthCheck`] with switchyard's rules
 //! on top.
 //!
-//! Probes are scheduled by Pingora's
-//! [`HealthCheckService`](pingora_load_balancing::HealthCheckService);
-//! [`ProbeCheck`] runs the HTTP check, applies the rise/fall rules in the
-//! peer's [`PeerHealth`](super::health::PeerHealth), and hands the verdict
-//! back to Pingora, so Pingora's own view of the peer agrees with ours. A
-//! probe that this host could not make (out of file descriptors) says
-//! nothing about the peer and is skipped.
+//! A [`Prober`] is built per upstream and snapshot from its `health_check`
+//! settings; the schedule that runs it over the live peer set is
+//! [`live::probes`](crate::live::probes). Each result goes through the
+//! rise/fall rules of the peer's
+//! [`PeerHealth`](super::health::PeerHealth). A probe that this host could
+//! not make (out of file descriptors) says nothing about the peer and is
+//! skipped.
 
 use super::health::{ProbeResult, Thresholds};
-use super::PeerTable;
+use super::Peer;
 use crate::config::HealthCheckConfig;
 use crate::resources::is_exhausted;
-use async_trait::async_trait;
+use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::RequestHeader;
 use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck};
-use pingora_load_balancing::Backend;
-use std::sync::Arc;
+use pingora_load_balancing::{Backend, Extensions};
 use std::time::{Duration, Instant, SystemTime};
 
-/// Pingora's [`HttpHealthCheck`] with switchyard's rules on top: records
-/// every probe in the peer's [`PeerHealth`] and metrics, and reports the
-/// peer's resulting state (not the raw probe result) to Pingora.
-pub struct ProbeCheck {
+/// The probe of one upstream's peers.
+pub struct Prober {
     http: HttpHealthCheck,
-    peers: Arc<PeerTable>,
     thresholds: Thresholds,
     timeout: Duration,
+    /// The pause between two rounds.
+    pub interval: Duration,
 }
 
-impl ProbeCheck {
-    pub fn new(config: &HealthCheckConfig, peers: Arc<PeerTable>) -> Result<Self> {
+impl Prober {
+    pub fn new(config: &HealthCheckConfig) -> Result<Self> {
         let timeout = config.timeout.0;
         let mut http = HttpHealthCheck::new(&config.host, false);
         let mut request = RequestHeader::build("GET", config.path.0.as_bytes(), None)?;
@@ -55,28 +53,40 @@ impl ProbeCheck {
                 )
             }
         }));
-        Ok(ProbeCheck {
+        Ok(Prober {
             http,
-            peers,
             thresholds: Thresholds {
                 rise: config.rise.0,
                 fall: config.fall.0,
             },
             timeout,
+            interval: config.interval.0,
         })
+    }
+
+    /// Probe `peer` once and apply the result to its health.
+    pub async fn probe(&self, peer: &Peer) {
+        if let Some(result) = self.run(peer).await {
+            peer.apply_probe(result, self.thresholds);
+        }
     }
 
     /// Run one probe, bounded by the configured timeout as a whole. `None`
     /// when it could not be made because this host is out of resources
     /// (file descriptors): that says nothing about the peer.
-    async fn probe(&self, target: &Backend) -> Option<ProbeResult> {
+    async fn run(&self, peer: &Peer) -> Option<ProbeResult> {
+        let target = Backend {
+            addr: PingoraAddr::Inet(peer.addr),
+            weight: 1,
+            ext: Extensions::new(),
+        };
         let at = SystemTime::now();
         let started = Instant::now();
-        let outcome = tokio::time::timeout(self.timeout, self.http.check(target)).await;
+        let outcome = tokio::time::timeout(self.timeout, self.http.check(&target)).await;
         let error = match outcome {
             Ok(Ok(())) => None,
             Ok(Err(e)) if is_exhausted(&e) => {
-                log::warn!("probe of {} not made: {}", target.addr, describe(&e));
+                log::warn!("probe of {} not made: {}", peer.addr, describe(&e));
                 return None;
             }
             Ok(Err(e)) => Some(describe(&e)),
@@ -102,36 +112,5 @@ fn describe(error: &Error) -> String {
         kind.to_string()
     } else {
         format!("{kind}: {root}")
-    }
-}
-
-#[async_trait]
-impl HealthCheck for ProbeCheck {
-    async fn check(&self, target: &Backend) -> Result<()> {
-        let Some(peer) = target.addr.as_inet().and_then(|a| self.peers.get(*a)) else {
-            return Error::e_explain(ErrorType::InternalError, "probed an unknown peer");
-        };
-        let up = match self.probe(target).await {
-            Some(probe) => peer.apply_probe(probe, self.thresholds),
-            None => peer.health.is_up(),
-        };
-        if up {
-            Ok(())
-        } else {
-            Error::e_explain(
-                ErrorType::new("peer down"),
-                "switchyard marked the peer DOWN",
-            )
-        }
-    }
-
-    /// Pingora flips its own view after one result: the rise/fall counting
-    /// has already happened in [`PeerHealth::observe`].
-    fn health_threshold(&self, _success: bool) -> usize {
-        1
-    }
-
-    fn backend_summary(&self, target: &Backend) -> String {
-        format!("peer {}", target.addr)
     }
 }

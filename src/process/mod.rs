@@ -9,5 +9,6 @@ pub mod open_files;
 pub mod pidfile;
 pub mod preflight;
 pub mod readiness;
+pub mod reload;
 pub mod signals;
 pub mod upgrade;

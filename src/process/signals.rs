@@ -5,17 +5,19 @@
 //! balancer should do on a `kill -HUP` or a logrotate's `postrotate`. So
 //! from the very start ([`ignore_until_handled`]) they are ignored, and once
 //! the server runs, [`SignalHandler`] acts on them, with a log line each:
-//! - SIGUSR1 reopens `server.error_log` (after logrotate moved it away);
-//! - SIGHUP does not reload the configuration; it says how to apply one
-//!   (`switchyard upgrade -c FILE`, which hands over without dropping a
-//!   request).
+//! - SIGHUP reloads the configuration file ([`reload`](super::reload));
+//! - SIGUSR1 reopens `server.error_log` (after logrotate moved it away).
 
+use super::reload::reload;
+use crate::live::Live;
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Ignore SIGHUP and SIGUSR1 until [`SignalHandler`] takes them over: call
@@ -34,12 +36,20 @@ pub fn ignore_until_handled() {
 pub struct SignalHandler {
     /// The log file that stderr goes to (daemon mode), reopened on SIGUSR1.
     error_log: Option<String>,
+    live: Arc<Live>,
+    /// The configuration file SIGHUP re-reads (`None`: the built-in one).
+    config_file: Option<PathBuf>,
 }
 
 impl SignalHandler {
-    /// `error_log`: where stderr was sent when the process daemonized.
-    pub fn new(error_log: Option<String>) -> Self {
-        SignalHandler { error_log }
+    /// `error_log`: where stderr was sent when the process daemonized;
+    /// `config_file`: what the process was started with.
+    pub fn new(error_log: Option<String>, live: Arc<Live>, config_file: Option<PathBuf>) -> Self {
+        SignalHandler {
+            error_log,
+            live,
+            config_file,
+        }
     }
 
     fn reopen_log(&self) {
@@ -82,10 +92,10 @@ impl BackgroundService for SignalHandler {
         };
         loop {
             tokio::select! {
-                _ = hangup.recv() => log::warn!(
-                    "SIGHUP: ignored; to apply a new configuration without dropping a request, \
-                     run `switchyard upgrade -c FILE`"
-                ),
+                _ = hangup.recv() => {
+                    log::info!("SIGHUP: reloading the configuration");
+                    let _ = reload(&self.live, self.config_file.as_deref());
+                }
                 _ = user1.recv() => self.reopen_log(),
                 _ = shutdown.changed() => return,
             }

@@ -12,7 +12,7 @@ mod html;
 mod json;
 mod text;
 
-use crate::peer::Peer;
+use crate::peer::Member;
 use crate::upstream::Upstream;
 use serde::Serialize;
 use std::sync::Arc;
@@ -100,12 +100,13 @@ struct PeerView<'a> {
 }
 
 impl<'a> PeerView<'a> {
-    fn of(peer: &'a Peer) -> Self {
+    fn of(member: &'a Member) -> Self {
+        let peer = &member.peer;
         let record = peer.health.snapshot();
         PeerView {
             address: &peer.label,
-            backup: peer.backup,
-            weight: peer.weight,
+            backup: member.backup,
+            weight: member.weight,
             state: if record.up { "up" } else { "down" },
             probed: record.probed,
             consecutive_successes: record.consecutive_successes,

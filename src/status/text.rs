@@ -1,7 +1,7 @@
 //! The status page in the text format of lua-resty-upstream-healthcheck's
 //! `status_page()`, byte for byte.
 
-use crate::peer::Peer;
+use crate::peer::Member;
 use crate::upstream::Upstream;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -22,8 +22,9 @@ pub fn render(upstreams: &[Arc<Upstream>]) -> String {
     page
 }
 
-fn peers<'a>(page: &mut String, peers: impl Iterator<Item = &'a Arc<Peer>>) {
-    for peer in peers {
+fn peers<'a>(page: &mut String, members: impl Iterator<Item = &'a Arc<Member>>) {
+    for member in members {
+        let peer = &member.peer;
         let state = if peer.health.is_up() { "up" } else { "DOWN" };
         let _ = writeln!(page, "        {} {state}", peer.label);
     }

@@ -1,21 +1,37 @@
-//! An upstream: a named set of peers, primary and backup, each group with
-//! its Pingora load balancer ([`selection`]), and the health-check service
-//! that probes them.
+//! An upstream in one snapshot: its peers ([`Member`]s of long-lived
+//! [`Peer`]s), primary and backup, each group with its Pingora load balancer
+//! ([`selection`]), the probe of its peers, and how requests to them are
+//! retried, timed and judged.
+//!
+//! Upstreams are rebuilt by every change of the configuration; what must
+//! outlive a change (each peer, the upstream's metric series) comes from a
+//! [`Carryover`].
 
 pub mod selection;
 
-use crate::config::{HashKey, StatusCode, UpstreamConfig};
+use crate::config::{HashKey, PeerConfig, StatusCode, UpstreamConfig};
 use crate::metrics::UpstreamMetrics;
-use crate::peer::probe::ProbeCheck;
-use crate::peer::{Peer, PeerTable};
+use crate::peer::probe::Prober;
+use crate::peer::{Member, Peer, PeerTable};
 use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora_error::Result;
 use pingora_load_balancing::discovery::Static;
-use pingora_load_balancing::{Backend, Backends, Extensions, HealthCheckService, HealthRegistry};
+use pingora_load_balancing::{Backend, Backends, Extensions};
 use selection::{build_selector, PeerSelector};
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// What carries over from one snapshot to the next: a peer present before
+/// and after a change is the same [`Peer`], and an upstream keeps its metric
+/// series.
+pub trait Carryover {
+    /// The peer `addr` of `upstream`: the existing one, or a new one.
+    fn peer(&mut self, upstream: &str, addr: SocketAddr) -> Arc<Peer>;
+    /// The metric handles of `upstream`: the existing ones, or new ones.
+    fn upstream_metrics(&mut self, upstream: &str) -> Arc<UpstreamMetrics>;
+}
 
 /// One group of peers (the primaries, or the backups) and its selector.
 struct PeerGroup {
@@ -29,11 +45,13 @@ pub struct Upstream {
     pub path_prefix: String,
     pub hash_key: HashKey,
     /// Every peer, primary and backup, in config order.
-    pub peers: Arc<PeerTable>,
+    pub peers: PeerTable,
     primary: PeerGroup,
     backup: Option<PeerGroup>,
-    pub metrics: UpstreamMetrics,
+    pub metrics: Arc<UpstreamMetrics>,
     pub policy: RequestPolicy,
+    /// The active probe of the peers.
+    pub prober: Prober,
 }
 
 /// How requests to an upstream's peers are retried, timed and judged.
@@ -64,35 +82,36 @@ impl RequestPolicy {
 }
 
 impl Upstream {
-    /// Build the upstream `name` and the background service that probes its
-    /// peers; the service must run for peer states to change.
-    pub fn build(name: &str, config: &UpstreamConfig) -> Result<(Upstream, HealthCheckService)> {
-        let peers: Vec<Arc<Peer>> = config
+    /// Build the upstream `name` as `config` says, its peers and metrics
+    /// taken from `carryover`.
+    pub fn build(
+        name: &str,
+        config: &UpstreamConfig,
+        carryover: &mut dyn Carryover,
+    ) -> Result<Upstream> {
+        let members: Vec<Arc<Member>> = config
             .peers
             .0
             .iter()
             .enumerate()
-            .map(|(index, p)| Arc::new(Peer::new(name, index, p, config)))
+            .map(|(index, p): (usize, &PeerConfig)| {
+                let peer = carryover.peer(name, p.addr.0);
+                Arc::new(Member::new(peer, index, p, config))
+            })
             .collect();
-        let peers = Arc::new(PeerTable::new(peers));
-
-        // One registry for both groups, so each peer is probed once per round.
-        let registry = Arc::new(HealthRegistry::new());
-        registry.set_health_check(Box::new(ProbeCheck::new(
-            &config.health_check,
-            Arc::clone(&peers),
-        )?));
+        let peers = PeerTable::new(members);
         let group = |backup: bool| -> Option<PeerGroup> {
             let members: BTreeSet<Backend> = peers
                 .iter()
-                .filter(|p| p.backup == backup)
-                .map(|p| backend_of(p))
+                .filter(|m| m.backup == backup)
+                .map(|m| backend_of(m))
                 .collect();
             if members.is_empty() {
                 return None;
             }
-            let view =
-                Backends::new_with_health_registry(Static::new(members), Arc::clone(&registry));
+            // Health is switchyard's own (selection accepts UP peers only),
+            // so the view has no health registry.
+            let view = Backends::new(Static::new(members));
             Some(PeerGroup {
                 selector: build_selector(config.algorithm, view),
             })
@@ -105,18 +124,14 @@ impl Upstream {
         })?;
         let backup = group(true);
 
-        let mut probes = HealthCheckService::new(registry);
-        probes.health_check_frequency = Some(config.health_check.interval.0);
-        probes.parallel_health_check = true;
-
-        let upstream = Upstream {
+        Ok(Upstream {
             name: name.to_string(),
             path_prefix: config.path_prefix.0.clone(),
             hash_key: config.hash_key,
-            peers,
             primary,
             backup,
-            metrics: UpstreamMetrics::new(name),
+            metrics: carryover.upstream_metrics(name),
+            prober: Prober::new(&config.health_check)?,
             policy: RequestPolicy {
                 max_attempts: config.retries.0 + 1,
                 retry_on_status: config.retry_on_status.clone(),
@@ -126,16 +141,16 @@ impl Upstream {
                 fail_on_status: config.passive_health.fail_on_status.clone(),
                 fail_open: config.fail_open,
             },
-        };
-        Ok((upstream, probes))
+            peers,
+        })
     }
 
     /// The peer for a request with hash key `key`, never one in `tried` (a
     /// bit per peer index): an UP primary peer, else (only while no primary
     /// is up) an UP backup peer, else, with `fail_open`, any untried peer,
     /// else none.
-    pub fn select(&self, key: &[u8], tried: TriedPeers) -> Option<&Arc<Peer>> {
-        let untried = |p: &Peer| !tried.contains(p.index);
+    pub fn select(&self, key: &[u8], tried: TriedPeers) -> Option<&Arc<Member>> {
+        let untried = |m: &Member| !tried.contains(m.index);
         let choose = |backup: bool, require_up: bool| {
             let group = if backup {
                 self.backup.as_ref()?
@@ -144,12 +159,13 @@ impl Upstream {
             };
             // A scan of the group first: without an eligible peer, the
             // selector would walk its whole step budget to find none.
-            let eligible =
-                |p: &Peer| p.backup == backup && untried(p) && (!require_up || p.health.is_up());
-            if !self.peers.iter().any(|p| eligible(p)) {
+            let eligible = |m: &Member| {
+                m.backup == backup && untried(m) && (!require_up || m.peer.health.is_up())
+            };
+            if !self.peers.iter().any(|m| eligible(m)) {
                 return None;
             }
-            let accept = |addr| self.peers.get(addr).is_some_and(|p| eligible(p));
+            let accept = |addr| self.peers.get(addr).is_some_and(|m| eligible(m));
             group.selector.select(key, &accept)
         };
         let addr = choose(false, true)
@@ -166,24 +182,24 @@ impl Upstream {
     pub fn has_untried_peer(&self, tried: TriedPeers) -> bool {
         self.peers
             .iter()
-            .any(|p| !tried.contains(p.index) && (self.policy.fail_open || p.health.is_up()))
+            .any(|m| !tried.contains(m.index) && (self.policy.fail_open || m.peer.health.is_up()))
     }
 
     /// The primary peers, in config order.
-    pub fn primaries(&self) -> impl Iterator<Item = &Arc<Peer>> {
-        self.peers.iter().filter(|p| !p.backup)
+    pub fn primaries(&self) -> impl Iterator<Item = &Arc<Member>> {
+        self.peers.iter().filter(|m| !m.backup)
     }
 
     /// The backup peers, in config order.
-    pub fn backups(&self) -> impl Iterator<Item = &Arc<Peer>> {
-        self.peers.iter().filter(|p| p.backup)
+    pub fn backups(&self) -> impl Iterator<Item = &Arc<Member>> {
+        self.peers.iter().filter(|m| m.backup)
     }
 }
 
-fn backend_of(peer: &Peer) -> Backend {
+fn backend_of(member: &Member) -> Backend {
     Backend {
-        addr: PingoraAddr::Inet(peer.addr),
-        weight: usize::from(peer.weight),
+        addr: PingoraAddr::Inet(member.peer.addr),
+        weight: usize::from(member.weight),
         ext: Extensions::new(),
     }
 }

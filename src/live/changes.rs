@@ -1,0 +1,96 @@
+//! What a change of configuration changed, and why one is refused.
+
+use super::Snapshot;
+use crate::config::Config;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// A refused change: nothing was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadError {
+    /// The new configuration is invalid (the text `-t` prints).
+    Invalid(String),
+    /// It changes a key that only a restart (or `switchyard upgrade`) can:
+    /// the key.
+    NeedsRestart(&'static str),
+}
+
+impl fmt::Display for ReloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReloadError::Invalid(text) => f.write_str(text),
+            ReloadError::NeedsRestart(key) => write!(
+                f,
+                "{key} changed: restart or run 'switchyard upgrade' to apply it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReloadError {}
+
+/// Refuse a change of what is fixed while the process runs: its
+/// listeners, the connection cap (a listener's), the `server:` settings.
+pub fn check_restartless(old: &Config, new: &Config) -> Result<(), ReloadError> {
+    let fixed: [(&'static str, bool); 4] = [
+        ("listen", old.listen == new.listen),
+        ("metrics", old.metrics == new.metrics),
+        ("server", old.server == new.server),
+        (
+            "limits.max_connections",
+            old.limits.max_connections == new.limits.max_connections,
+        ),
+    ];
+    match fixed.iter().find(|(_, same)| !same) {
+        Some((key, _)) => Err(ReloadError::NeedsRestart(key)),
+        None => Ok(()),
+    }
+}
+
+/// Peers added, removed, and changed (weight or role) by a change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub added: usize,
+    pub removed: usize,
+    pub changed: usize,
+}
+
+impl Changes {
+    /// What going from `old` to `new` changes about peers.
+    pub fn between(old: &Snapshot, new: &Snapshot) -> Changes {
+        let settings = |snapshot: &Snapshot| -> HashMap<(String, SocketAddr), (u16, bool)> {
+            snapshot
+                .upstreams
+                .iter()
+                .flat_map(|u| {
+                    u.peers
+                        .iter()
+                        .map(move |m| ((u.name.clone(), m.peer.addr), (m.weight, m.backup)))
+                })
+                .collect()
+        };
+        let (before, after) = (settings(old), settings(new));
+        let mut changes = Changes::default();
+        for (peer, now) in &after {
+            match before.get(peer) {
+                None => changes.added += 1,
+                Some(then) if then != now => changes.changed += 1,
+                Some(_) => {}
+            }
+        }
+        changes.removed = before.keys().filter(|p| !after.contains_key(*p)).count();
+        changes
+    }
+}
+
+impl fmt::Display for Changes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let noun = if self.added == 1 { "peer" } else { "peers" };
+        write!(
+            f,
+            "{} {noun} added, {} removed, {} changed",
+            self.added, self.removed, self.changed
+        )
+    }
+}
