@@ -9,6 +9,7 @@
 //! [`peer::health::PeerHealth`] record and metrics -> read by selection, the
 //! [`status`] page and `switchyard_peer_up` alike.
 
+pub mod admin;
 pub mod allocator;
 pub mod config;
 pub mod http;
@@ -20,6 +21,4 @@ pub mod process;
 pub mod request;
 pub mod resources;
 pub mod routing;
-pub mod server;
-pub mod status;
 pub mod upstream;

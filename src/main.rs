@@ -6,7 +6,7 @@ use switchyard::config::Config;
 use switchyard::process::cli::{Action, Cli};
 use switchyard::process::open_files;
 use switchyard::process::preflight::{self, Start};
-use switchyard::process::{logging, signals, upgrade};
+use switchyard::process::{logging, pidfile, reload, signals, upgrade};
 
 fn main() -> ExitCode {
     // Before anything could send one: a stray SIGHUP or SIGUSR1 must not
@@ -15,8 +15,10 @@ fn main() -> ExitCode {
     logging::init();
 
     let cli = Cli::parse();
-    if let Some(Action::Upgrade) = cli.command {
-        return run_upgrade(&cli);
+    match cli.command {
+        Some(Action::Upgrade) => return run_upgrade(&cli),
+        Some(Action::Reload) => return run_reload(&cli),
+        None => {}
     }
 
     let (config, source) = match Config::load(cli.conf.as_deref()) {
@@ -52,7 +54,13 @@ fn main() -> ExitCode {
         eprintln!("switchyard: cannot start with {source}: {e}");
         return ExitCode::FAILURE;
     }
-    match switchyard::server::build(config, cli.conf.clone(), cli.pingora_opt()) {
+    // A daemon's pid file is Pingora's to write, once it has forked.
+    if !daemon {
+        if let Err(e) = pidfile::write_own(&config) {
+            log::warn!("cannot write the pid file {}: {e}", config.server.pid_file);
+        }
+    }
+    match switchyard::process::server::build(config, cli.conf.clone(), cli.pingora_opt()) {
         Ok(server) => server.run_forever(),
         Err(e) => {
             eprintln!("switchyard: cannot start: {e}");
@@ -77,6 +85,25 @@ fn run_upgrade(cli: &Cli) -> ExitCode {
         }
         Err(e) => {
             eprintln!("switchyard: upgrade failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_reload(cli: &Cli) -> ExitCode {
+    match reload::reload_running(cli.conf.as_deref()) {
+        Ok(done) => {
+            match &done.changes {
+                Some(changes) => println!("switchyard: reloaded: {changes}"),
+                None => println!(
+                    "switchyard: reloaded: pid {} applied the file (configure `admin:` to see what changed)",
+                    done.pid
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchyard: reload failed: {e}");
             ExitCode::FAILURE
         }
     }

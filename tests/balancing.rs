@@ -109,7 +109,7 @@ fn backups_serve_only_while_every_primary_is_down() {
     let page = balancer.check();
     assert!(
         page.ends_with(&format!(
-            "    Backup Peers\n        {} up\n",
+            "    Backup Peers\n        {} UP\n",
             backends[2].addr
         )),
         "{page}"
@@ -129,7 +129,7 @@ fn backups_serve_only_while_every_primary_is_down() {
 
     // A primary returns: the backup stands by again.
     backends[0].switch();
-    balancer.wait_for_state(backends[0].addr, "up");
+    balancer.wait_for_state(backends[0].addr, "UP");
     let seen = client.data_backends(&balancer, 20);
     assert_eq!(count(&seen, "b1"), 20, "{seen:?}");
 }

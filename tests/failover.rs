@@ -137,7 +137,7 @@ fn a_frozen_backend_costs_at_most_a_timeout_and_no_error() {
     assert_eq!(balancer.peer_state(frozen.addr), "DOWN");
 
     frozen.process.signal("CONT");
-    balancer.wait_for_state(frozen.addr, "up");
+    balancer.wait_for_state(frozen.addr, "UP");
     let seen = common::Client::new().data_backends(&balancer, 30);
     assert!(
         seen.iter().any(|b| b == "b3"),
@@ -181,7 +181,7 @@ fn with_every_backend_gone_the_answer_is_a_fast_503_and_recovery_needs_no_restar
         .map(|(name, addr)| Backend::start_at(name, addr.port(), 10))
         .collect();
     for backend in &restarted {
-        balancer.wait_for_state(backend.addr, "up");
+        balancer.wait_for_state(backend.addr, "UP");
     }
     let load = Load::start(&balancer.url("/api/data"), CLIENTS);
     std::thread::sleep(Duration::from_millis(500));

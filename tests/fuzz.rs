@@ -149,7 +149,7 @@ proptest! {
         query in proptest::option::of("\\PC{0,40}"),
         accept in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..60)),
     ) {
-        let _ = switchyard::status::Format::negotiate(query.as_deref(), accept.as_deref());
+        let _ = switchyard::admin::status::Format::negotiate(query.as_deref(), accept.as_deref());
     }
 }
 

@@ -71,7 +71,7 @@ fn a_switched_off_peer_leaves_and_rejoins_the_rotation() {
 
     assert_eq!(b2.switch(), 200);
     let switched = Instant::now();
-    balancer.wait_for_state(b2.addr, "up");
+    balancer.wait_for_state(b2.addr, "UP");
     let took = switched.elapsed();
     assert!(
         took <= flip_limit(),
@@ -111,7 +111,7 @@ fn a_killed_peer_goes_down_and_gets_no_traffic() {
 
     // Restarted on the same port, it rejoins.
     backends[2] = Backend::start_at("b3", killed_addr.port(), 0);
-    balancer.wait_for_state(killed_addr, "up");
+    balancer.wait_for_state(killed_addr, "UP");
     let seen = client.data_backends(&balancer, 30);
     assert_eq!(count(&seen, "b3"), 10, "{seen:?}");
 }

@@ -42,7 +42,7 @@ fn a_pooled_connection_the_peer_closed_costs_no_request() {
         scrape.sum("switchyard_upstream_errors_total", &[]),
         Some(0.0)
     );
-    assert_eq!(balancer.peer_state(peer.addr), "up");
+    assert_eq!(balancer.peer_state(peer.addr), "UP");
 }
 
 #[test]

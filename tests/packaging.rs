@@ -45,7 +45,8 @@ fn the_systemd_unit_is_valid_and_its_config_passes() {
         "Type=forking",
         "PIDFile=/run/switchyard/switchyard.pid",
         "ExecStart=/usr/local/bin/switchyard -d -c /etc/switchyard/switchyard.yaml",
-        "ExecReload=/usr/local/bin/switchyard upgrade -c /etc/switchyard/switchyard.yaml",
+        "ExecReload=/usr/local/bin/switchyard reload -c /etc/switchyard/switchyard.yaml",
+        "StateDirectory=switchyard",
         "Restart=on-failure",
         "User=switchyard",
         "AmbientCapabilities=CAP_NET_BIND_SERVICE",
@@ -60,6 +61,11 @@ fn the_systemd_unit_is_valid_and_its_config_passes() {
     let (config, _) = Config::load(Some(&config_path)).unwrap();
     assert_eq!(config.server.pid_file, "/run/switchyard/switchyard.pid");
     assert!(config.server.upgrade_sock.starts_with("/run/switchyard/"));
+    // /run is emptied at boot; what operators set must survive a reboot.
+    assert!(config
+        .server
+        .state_file()
+        .starts_with("/var/lib/switchyard/"));
     assert!(config
         .server
         .error_log

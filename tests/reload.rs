@@ -77,7 +77,7 @@ fn a_reload_under_load_swaps_peers_without_a_failed_request() {
     );
     // Switched on, b4 passes its probe and takes its share.
     assert_eq!(b4.switch(), 200);
-    balancer.wait_for_state(b4.addr, "up");
+    balancer.wait_for_state(b4.addr, "UP");
     std::thread::sleep(Duration::from_millis(800));
     let report = load.finish();
     println!(

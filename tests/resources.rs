@@ -112,7 +112,7 @@ fn running_out_of_file_descriptors_takes_no_peer_down() {
         balancer.process.log()
     );
     for peer in &peers {
-        assert_eq!(balancer.peer_state(peer.addr), "up");
+        assert_eq!(balancer.peer_state(peer.addr), "UP");
     }
     let scrape = balancer.scrape();
     assert_eq!(

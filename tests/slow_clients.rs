@@ -71,7 +71,7 @@ fn a_client_that_stalls_its_body_takes_no_peer_down() {
     );
     assert_eq!(report.errors, 0, "{:?}", report.samples);
     for peer in &peers {
-        assert_eq!(balancer.peer_state(peer.addr), "up");
+        assert_eq!(balancer.peer_state(peer.addr), "UP");
     }
     let scrape = balancer.scrape();
     assert_eq!(

@@ -29,7 +29,7 @@ fn text_page_matches_lua_resty_upstream_healthcheck_exactly() {
     balancer.wait_for_state(b2.addr, "DOWN");
 
     let expected = format!(
-        "Upstream backend\n    Primary Peers\n        {} up\n        {} DOWN\n    Backup Peers\n        {} up\n\nUpstream images\n    Primary Peers\n        {} up\n    Backup Peers\n",
+        "Upstream backend\n    Primary Peers\n        {} UP\n        {} DOWN\n    Backup Peers\n        {} UP\n\nUpstream images\n    Primary Peers\n        {} UP\n    Backup Peers\n",
         b1.addr, b2.addr, spare.addr, b3.addr
     );
     assert_eq!(balancer.check(), expected);

@@ -2,12 +2,12 @@
 //! `status_allow:`).
 
 use super::scalar::{BufferSize, ByteCount, Cidr, ConnectionCount, HeaderCount, Interval, UrlPath};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
 
 /// `limits:`: bounds on client requests and connections.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Total size of a request's header lines; larger gets 431.
@@ -51,7 +51,7 @@ impl Default for LimitsConfig {
 /// canonical form (decoded, dot segments resolved, slashes merged), and
 /// ignoring ASCII case unless `case_sensitive` (Express, like many
 /// frameworks, routes `/API/switch` to `/api/switch`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DenyRule {
     pub path_prefix: UrlPath,
@@ -77,7 +77,7 @@ impl DenyRule {
 }
 
 /// `escaped_slashes:` what to do with `%2F` in a request path.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EscapedSlashes {
     /// Forward it as sent (`/group%2Fproject`); rules see it as `/`.

@@ -5,11 +5,13 @@
 //! the line. The structs here are the single source of truth for defaults;
 //! `conf/switchyard.yaml` documents each key.
 
+mod admin;
 mod limits;
 mod scalar;
 mod server;
 mod upstream;
 
+pub use admin::{AdminConfig, TOKEN_ENV};
 pub use limits::{allowed, private_networks, DenyRule, EscapedSlashes, LimitsConfig};
 pub use scalar::{Addr, Cidr, Interval, PeerAddr, StatusCode, Threshold, UrlPath, Weight};
 pub use server::ServerSettings;
@@ -18,7 +20,7 @@ pub use upstream::{
     TimeoutsConfig, UpstreamConfig, Upstreams,
 };
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,7 +32,7 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../conf/switchyard.yaml");
 pub const DEFAULT_CONFIG_NAME: &str = "<built-in conf/switchyard.yaml>";
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Process settings (threads, pid file, upgrade socket, grace period).
@@ -42,6 +44,9 @@ pub struct Config {
     /// The Prometheus metrics listener.
     #[serde(default = "default_metrics")]
     pub metrics: Addr,
+    /// The admin API (none without this section).
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
     /// Where the proxy listener answers with the peer status page itself.
     #[serde(default = "default_status_path")]
     pub status_path: UrlPath,
@@ -126,6 +131,20 @@ impl Config {
                 config.metrics.0,
                 line_of_top_level_key(text, "metrics")
             )));
+        }
+        if let Some(admin) = &config.admin {
+            let line = line_of_top_level_key(text, "admin");
+            for (key, other) in [("listen", config.listen), ("metrics", config.metrics)] {
+                if admin.listen == other {
+                    return Err(error(format!(
+                        "admin.listen: {} is also the `{key}` address{line}",
+                        other.0
+                    )));
+                }
+            }
+            admin
+                .check()
+                .map_err(|e| error(format!("admin: {e}{line}")))?;
         }
         Ok(config)
     }

@@ -7,6 +7,7 @@
 //! complaint after the fact.
 
 use serde::de::{self, Deserializer, Visitor};
+use serde::Serialize;
 use std::fmt;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -164,6 +165,12 @@ macro_rules! ranged_integer {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub struct $name(pub $int);
 
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.0.serialize(s)
+            }
+        }
+
         impl CheckedScalar for $name {
             const EXPECTING: &'static str = $expecting;
             fn check(value: Scalar<'_>) -> Result<Self, String> {
@@ -252,6 +259,26 @@ deserialize_via_check!(
     Weight,
     StatusCode,
     PositiveCount
+);
+
+/// Implements `Serialize` as the text the value is written as in the file.
+macro_rules! serialize_as_text {
+    ($($ty:ty => $text:expr),* $(,)?) => {$(
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let text: fn(&$ty) -> String = $text;
+                s.serialize_str(&text(self))
+            }
+        }
+    )*};
+}
+
+serialize_as_text!(
+    Addr => |a| a.0.to_string(),
+    PeerAddr => |a| a.0.to_string(),
+    Interval => |i| humantime::format_duration(i.0).to_string(),
+    UrlPath => |p| p.0.clone(),
+    Cidr => |c| c.0.to_string(),
 );
 
 #[cfg(test)]

@@ -8,10 +8,11 @@
 
 use super::scalar::PositiveCount;
 use pingora_core::server::configuration::ServerConf;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 /// `server:` keys. Every key is optional.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// Worker threads of each service. Default: the number of CPUs.
@@ -20,6 +21,10 @@ pub struct ServerSettings {
     pub daemon: bool,
     /// Where the running process writes its pid.
     pub pid_file: String,
+    /// Where what operators set through the admin API (drained, disabled,
+    /// weights) is kept across restarts. Default: `switchyard.state` in the
+    /// pid file's directory.
+    pub state_file: Option<String>,
     /// Unix socket over which a new process takes the listeners of the old
     /// one during a hot upgrade (`-u`).
     pub upgrade_sock: String,
@@ -48,6 +53,7 @@ impl Default for ServerSettings {
             threads: PositiveCount(cpus),
             daemon: false,
             pid_file: "/tmp/switchyard.pid".to_string(),
+            state_file: None,
             upgrade_sock: "/tmp/switchyard_upgrade.sock".to_string(),
             error_log: None,
             user: None,
@@ -62,6 +68,17 @@ impl Default for ServerSettings {
 }
 
 impl ServerSettings {
+    /// `state_file`, or its default beside the pid file.
+    pub fn state_file(&self) -> PathBuf {
+        match &self.state_file {
+            Some(file) => PathBuf::from(file),
+            None => Path::new(&self.pid_file)
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("switchyard.state"),
+        }
+    }
+
     /// The Pingora server configuration these settings stand for.
     pub fn to_server_conf(&self) -> ServerConf {
         ServerConf {

@@ -6,16 +6,16 @@ use super::scalar::{
 };
 use indexmap::IndexMap;
 use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
 /// All upstreams, in the order the file lists them (the status page keeps it).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Upstreams(pub IndexMap<String, UpstreamConfig>);
 
 /// One upstream: `upstreams.<name>`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// How a peer is picked for each request.
@@ -67,7 +67,7 @@ fn default_retries() -> RetryCount {
 }
 
 /// `upstreams.<name>.timeouts`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TimeoutsConfig {
     /// Establishing a connection to a peer.
@@ -97,7 +97,7 @@ impl Default for TimeoutsConfig {
 }
 
 /// `upstreams.<name>.passive_health`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PassiveHealthConfig {
     /// Consecutive failed requests (connect errors, timeouts, resets, and
@@ -121,7 +121,7 @@ fn root_path() -> UrlPath {
 }
 
 /// Peer selection algorithm of an upstream.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
     /// Weighted round robin (nginx's default).
@@ -135,7 +135,7 @@ pub enum Algorithm {
 }
 
 /// The request property that `consistent_hash` hashes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HashKey {
     /// Path and query (nginx's `$request_uri`).
@@ -146,7 +146,7 @@ pub enum HashKey {
 }
 
 /// One peer: `127.0.0.1:8001` or `{ addr: ..., weight: 2, backup: true }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     pub addr: PeerAddr,
@@ -162,7 +162,7 @@ fn unit_weight() -> Weight {
 }
 
 /// The active health check of an upstream: `upstreams.<name>.health_check`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthCheckConfig {
     /// Path of the probe request (`GET`).
@@ -196,7 +196,7 @@ impl Default for HealthCheckConfig {
 }
 
 /// A non-empty list of status codes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusList(pub Vec<StatusCode>);
 
 impl StatusList {
@@ -229,7 +229,7 @@ impl<'de> Deserialize<'de> for StatusList {
 }
 
 /// The peers of an upstream: not empty, no address twice, at least one primary.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PeerList(pub Vec<PeerConfig>);
 
 impl PeerList {

@@ -7,7 +7,7 @@
 //! the request's framing or size in doubt (400, 408, 413, 414, 431) the
 //! connection is closed, as nginx does.
 
-use crate::status;
+use crate::admin::status;
 use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::header;

@@ -31,11 +31,12 @@ impl fmt::Display for ReloadError {
 impl std::error::Error for ReloadError {}
 
 /// Refuse a change of what is fixed while the process runs: its
-/// listeners, the connection cap (a listener's), the `server:` settings.
+/// listeners (the admin listener and its token included), the connection cap (a listener's), the `server:` settings.
 pub fn check_restartless(old: &Config, new: &Config) -> Result<(), ReloadError> {
-    let fixed: [(&'static str, bool); 4] = [
+    let fixed: [(&'static str, bool); 5] = [
         ("listen", old.listen == new.listen),
         ("metrics", old.metrics == new.metrics),
+        ("admin", old.admin == new.admin),
         ("server", old.server == new.server),
         (
             "limits.max_connections",

@@ -16,19 +16,23 @@
 
 pub mod changes;
 pub mod probes;
+pub mod state_file;
 
 use crate::config::Config;
 use crate::metrics::{ReloadMetrics, UpstreamMetrics};
+use crate::peer::admin::{AdminState, WeightOverride};
 use crate::peer::health::PeerHealth;
-use crate::peer::Peer;
+use crate::peer::{Member, Peer};
 use crate::request::admission::Admission;
 use crate::request::forwarding::Forwarding;
 use crate::routing::Router;
 use crate::upstream::{Carryover, Upstream};
 use arc_swap::ArcSwap;
 use changes::{Changes, ReloadError};
+use state_file::SavedPeers;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -59,6 +63,8 @@ pub struct Live {
     /// Woken on every swap (the probe schedule picks up new peers).
     swapped: Notify,
     reloads: ReloadMetrics,
+    /// `server.state_file`.
+    state_file: PathBuf,
 }
 
 /// Peers and upstream metrics by identity, weakly: they die with the last
@@ -71,6 +77,8 @@ struct Registry {
     /// Peers new to a running balancer wait for their first probe; at
     /// startup they start UP (the proxy opens after the first round).
     running: bool,
+    /// What the state file said at startup.
+    saved: SavedPeers,
 }
 
 impl Carryover for Registry {
@@ -84,7 +92,14 @@ impl Carryover for Registry {
         } else {
             PeerHealth::new()
         };
-        let peer = Arc::new(Peer::new(upstream, addr, health));
+        let saved = self.saved.remove(&key).unwrap_or_default();
+        let peer = Arc::new(Peer::new(
+            upstream,
+            addr,
+            health,
+            saved.admin_state,
+            saved.weight,
+        ));
         self.peers.insert(key, Arc::downgrade(&peer));
         peer
     }
@@ -110,15 +125,23 @@ impl Registry {
 
 impl Live {
     /// The live configuration of a starting balancer.
+    /// What operators said about peers (`server.state_file`) applies to
+    /// those the configuration still has.
     pub fn new(config: Config) -> pingora_error::Result<Live> {
-        let mut registry = Registry::default();
+        let state_file = config.server.state_file();
+        let mut registry = Registry {
+            saved: state_file::read(&state_file),
+            ..Registry::default()
+        };
         let snapshot = Snapshot::build(config, &mut registry)?;
         registry.running = true;
+        registry.saved = SavedPeers::new();
         Ok(Live {
             current: ArcSwap::from_pointee(snapshot),
             registry: Mutex::new(registry),
             swapped: Notify::new(),
             reloads: ReloadMetrics::new(),
+            state_file,
         })
     }
 
@@ -154,13 +177,100 @@ impl Live {
         let snapshot = Snapshot::build(config, &mut *registry)
             .map_err(|e| ReloadError::Invalid(e.to_string()))?;
         let changes = Changes::between(&old, &snapshot);
+        self.swap(snapshot, registry);
+        Ok(changes)
+    }
+
+    /// Put `snapshot` in place; forget what no one uses and save what
+    /// operators said about the peers that remain.
+    fn swap(&self, snapshot: Snapshot, mut registry: std::sync::MutexGuard<'_, Registry>) {
         self.current.store(Arc::new(snapshot));
         registry.prune();
         drop(registry);
+        self.save_state();
         self.swapped.notify_waiters();
-        Ok(changes)
+    }
+
+    /// Set the admin state of the peer `addr` of `upstream`; it applies to
+    /// the next request and is saved in the state file. Returns the state
+    /// it had.
+    pub fn set_admin_state(
+        &self,
+        upstream: &str,
+        addr: SocketAddr,
+        state: AdminState,
+    ) -> Result<AdminState, NotFound> {
+        let _serialized = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let snapshot = self.current();
+        let member = snapshot.member(upstream, addr)?;
+        let before = member.peer.admin_state();
+        member.peer.set_admin_state(state);
+        self.save_state();
+        Ok(before)
+    }
+
+    /// Give the peer `addr` of `upstream` the weight `weight` in place of
+    /// its configured one (the configured weight itself clears it): a new
+    /// snapshot with the group's selector rebuilt, so the next request
+    /// uses it. Saved in the state file. Returns the weight it had.
+    pub fn set_weight(
+        &self,
+        upstream: &str,
+        addr: SocketAddr,
+        weight: u16,
+    ) -> Result<u16, NotFound> {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.current();
+        let member = old.member(upstream, addr)?;
+        let before = member.weight;
+        let configured = member.configured_weight;
+        member.peer.set_weight_override(
+            (weight != configured).then_some(WeightOverride { configured, weight }),
+        );
+        match Snapshot::build(old.config.clone(), &mut *registry) {
+            Ok(snapshot) => self.swap(snapshot, registry),
+            // The running configuration was built once already; this cannot
+            // fail but for a bug, which must not take the balancer down.
+            Err(e) => log::error!("weight change of {upstream} {addr} not applied: {e}"),
+        }
+        Ok(before)
+    }
+
+    /// Write what operators said about the current peers to the state
+    /// file; a failure is logged (the change itself stands).
+    fn save_state(&self) {
+        let snapshot = self.current();
+        let peers = snapshot
+            .upstreams
+            .iter()
+            .flat_map(|u| u.peers.iter().map(|m| &*m.peer));
+        if let Err(e) = state_file::write(&self.state_file, peers) {
+            log::error!(
+                "state file {}: cannot write it: {e}",
+                self.state_file.display()
+            );
+        }
     }
 }
+
+/// No such upstream, or no such peer in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotFound {
+    Upstream(String),
+    /// The upstream, and the peer address as it was asked for.
+    Peer(String, String),
+}
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotFound::Upstream(name) => write!(f, "no upstream {name:?}"),
+            NotFound::Peer(upstream, addr) => write!(f, "upstream {upstream:?} has no peer {addr}"),
+        }
+    }
+}
+
+impl std::error::Error for NotFound {}
 
 impl Snapshot {
     fn build(config: Config, carryover: &mut dyn Carryover) -> pingora_error::Result<Snapshot> {
@@ -186,5 +296,14 @@ impl Snapshot {
     /// The upstream called `name`, if this snapshot has one.
     pub fn upstream(&self, name: &str) -> Option<&Arc<Upstream>> {
         self.upstreams.iter().find(|u| u.name == name)
+    }
+
+    /// The peer `addr` of the upstream `upstream`.
+    pub fn member(&self, upstream: &str, addr: SocketAddr) -> Result<&Arc<Member>, NotFound> {
+        self.upstream(upstream)
+            .ok_or_else(|| NotFound::Upstream(upstream.to_string()))?
+            .peers
+            .get(addr)
+            .ok_or_else(|| NotFound::Peer(upstream.to_string(), addr.to_string()))
     }
 }

@@ -32,6 +32,7 @@ struct Families {
     health_check_duration: HistogramVec,
     state_changes: IntCounterVec,
     upstream_errors: IntCounterVec,
+    admin_state: IntGaugeVec,
 }
 
 /// Registering can only fail on a name clash inside this one table, which
@@ -95,6 +96,12 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
         &["upstream", "peer", "kind"]
     )
     .expect("register switchyard_upstream_errors_total"),
+    admin_state: register_int_gauge_vec!(
+        "switchyard_peer_admin_state",
+        "1 for the peer's administrative state (active, draining, disabled), 0 for the others.",
+        &["upstream", "peer", "state"]
+    )
+    .expect("register switchyard_peer_admin_state"),
 }
 });
 
@@ -259,7 +266,11 @@ pub struct PeerMetrics {
     probe_duration: Histogram,
     state_changes: IntCounter,
     errors: [IntCounter; UpstreamErrorKind::ALL.len()],
+    admin_state: [IntGauge; ADMIN_STATES.len()],
 }
+
+/// The values of `switchyard_peer_admin_state`'s `state` label.
+pub const ADMIN_STATES: [&str; 3] = ["active", "draining", "disabled"];
 
 impl PeerMetrics {
     pub fn new(upstream: &str, peer: &str) -> Self {
@@ -281,6 +292,15 @@ impl PeerMetrics {
                 f.upstream_errors
                     .with_label_values(&[upstream, peer, kind.label()])
             }),
+            admin_state: ADMIN_STATES
+                .map(|state| f.admin_state.with_label_values(&[upstream, peer, state])),
+        }
+    }
+
+    /// 1 for `state` (one of [`ADMIN_STATES`]), 0 for the others.
+    pub fn set_admin_state(&self, state: &str) {
+        for (gauge, each) in self.admin_state.iter().zip(ADMIN_STATES) {
+            gauge.set(i64::from(each == state));
         }
     }
 
@@ -431,6 +451,9 @@ impl Drop for PeerMetrics {
             let _ = f
                 .upstream_errors
                 .remove_label_values(&[upstream, peer, kind.label()]);
+        }
+        for state in ADMIN_STATES {
+            let _ = f.admin_state.remove_label_values(&[upstream, peer, state]);
         }
         self.requests.remove();
     }

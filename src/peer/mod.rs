@@ -8,16 +8,18 @@
 //! set differently (weight, backup, timeouts) lives in the [`Member`] of
 //! each snapshot.
 
+pub mod admin;
 pub mod health;
 pub mod probe;
 
 use crate::config::{PeerConfig, UpstreamConfig};
 use crate::metrics::PeerMetrics;
+use admin::{AdminCell, AdminState, WeightOverride};
 use health::{PeerHealth, ProbeResult, Thresholds, Transition};
 use pingora_core::upstreams::peer::HttpPeer;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// One backend server of an upstream, with what carries over every change
 /// of the configuration.
@@ -29,25 +31,77 @@ pub struct Peer {
     pub label: String,
     pub health: PeerHealth,
     pub metrics: PeerMetrics,
+    /// What an operator has said (admin API).
+    admin: AdminCell,
+    /// A weight an operator has set (admin API); snapshots built while it
+    /// holds use it in place of the configured weight.
+    weight_override: Mutex<Option<WeightOverride>>,
     /// Requests being served by this peer now.
     in_flight: AtomicUsize,
 }
 
 impl Peer {
     /// A peer with the health record `health` (UP and unprobed at startup;
-    /// DOWN until its first probe when a change adds it).
-    pub fn new(upstream: &str, addr: SocketAddr, health: PeerHealth) -> Self {
+    /// DOWN until its first probe when a change adds it) and what an
+    /// operator said about it (`admin`, `weight_override`: from the state
+    /// file at startup).
+    pub fn new(
+        upstream: &str,
+        addr: SocketAddr,
+        health: PeerHealth,
+        admin: AdminState,
+        weight_override: Option<WeightOverride>,
+    ) -> Self {
         let label = addr.to_string();
         let metrics = PeerMetrics::new(upstream, &label);
         metrics.set_up(health.is_up());
+        metrics.set_admin_state(admin.as_str());
         Peer {
             upstream: upstream.to_string(),
             addr,
             metrics,
             health,
             label,
+            admin: AdminCell::new(admin),
+            weight_override: Mutex::new(weight_override),
             in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether new requests may go to this peer as far as an operator is
+    /// concerned (its health is another matter).
+    #[inline]
+    pub fn in_rotation(&self) -> bool {
+        self.admin.takes_requests()
+    }
+
+    /// What an operator has said about this peer.
+    pub fn admin_state(&self) -> AdminState {
+        self.admin.get()
+    }
+
+    /// Set what an operator says about this peer; it applies to the next
+    /// request.
+    pub fn set_admin_state(&self, state: AdminState) {
+        self.admin.set(state);
+        self.metrics.set_admin_state(state.as_str());
+    }
+
+    /// The weight an operator has set, if any.
+    pub fn weight_override(&self) -> Option<WeightOverride> {
+        *self
+            .weight_override
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Set (or, with `None`, clear) the weight an operator wants; it applies
+    /// from the next snapshot.
+    pub fn set_weight_override(&self, weight: Option<WeightOverride>) {
+        *self
+            .weight_override
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = weight;
     }
 
     /// Requests this peer is serving now.
@@ -143,7 +197,11 @@ pub struct Member {
     /// Position in the upstream's [`PeerTable`] (a request's tried peers are
     /// bits by position).
     pub index: usize,
+    /// The weight selection uses: the configured one, or the one an
+    /// operator set in its place.
     pub weight: u16,
+    /// The weight the configuration gives.
+    pub configured_weight: u16,
     /// Backup peers take traffic only while no primary peer is up.
     pub backup: bool,
     /// Cloned for each request; identical clones share Pingora's pool of
@@ -167,10 +225,12 @@ impl Member {
         options.write_timeout = Some(timeouts.write.0);
         // Idle pooled connections are closed after this.
         options.idle_timeout = Some(settings.keepalive_timeout.0);
+        let weight = WeightOverride::weight_for(peer.weight_override(), config.weight.0);
         Member {
             peer,
             index,
-            weight: config.weight.0,
+            weight,
+            configured_weight: config.weight.0,
             backup: config.backup,
             http_peer,
         }

@@ -1,6 +1,6 @@
 //! The command line: Pingora's flags (`-c`, `-d`, `-u`, `-t`), with
 //! switchyard's meaning for `-c` (its own config file), and the `upgrade`
-//! command.
+//! and `reload` commands.
 
 use clap::{Parser, Subcommand};
 use pingora_core::server::configuration::Opt;
@@ -43,6 +43,11 @@ pub enum Action {
     /// server.pid_file) and let the old process drain; changes nothing if
     /// the new config or process fails
     Upgrade,
+    /// Reload the running switchyard's config file (-c): check it, then
+    /// apply it through the admin API (which reports what changed), else by
+    /// SIGHUP to the pid in server.pid_file; changes nothing if the file is
+    /// invalid or needs a restart
+    Reload,
 }
 
 impl Cli {

@@ -10,5 +10,6 @@ pub mod pidfile;
 pub mod preflight;
 pub mod readiness;
 pub mod reload;
+pub mod server;
 pub mod signals;
 pub mod upgrade;

@@ -8,15 +8,14 @@
 //! - SIGHUP reloads the configuration file ([`reload`](super::reload));
 //! - SIGUSR1 reopens `server.error_log` (after logrotate moved it away).
 
-use super::reload::reload;
-use crate::live::Live;
+use super::reload::FileReload;
+use crate::admin::api::Reload;
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use std::fs::OpenOptions;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -36,20 +35,15 @@ pub fn ignore_until_handled() {
 pub struct SignalHandler {
     /// The log file that stderr goes to (daemon mode), reopened on SIGUSR1.
     error_log: Option<String>,
-    live: Arc<Live>,
-    /// The configuration file SIGHUP re-reads (`None`: the built-in one).
-    config_file: Option<PathBuf>,
+    /// What SIGHUP does.
+    reload: Arc<FileReload>,
 }
 
 impl SignalHandler {
     /// `error_log`: where stderr was sent when the process daemonized;
-    /// `config_file`: what the process was started with.
-    pub fn new(error_log: Option<String>, live: Arc<Live>, config_file: Option<PathBuf>) -> Self {
-        SignalHandler {
-            error_log,
-            live,
-            config_file,
-        }
+    /// `reload`: the reload of the file the process was started with.
+    pub fn new(error_log: Option<String>, reload: Arc<FileReload>) -> Self {
+        SignalHandler { error_log, reload }
     }
 
     fn reopen_log(&self) {
@@ -94,7 +88,7 @@ impl BackgroundService for SignalHandler {
             tokio::select! {
                 _ = hangup.recv() => {
                     log::info!("SIGHUP: reloading the configuration");
-                    let _ = reload(&self.live, self.config_file.as_deref());
+                    let _ = self.reload.reload();
                 }
                 _ = user1.recv() => self.reopen_log(),
                 _ = shutdown.changed() => return,

@@ -9,7 +9,7 @@
 //! on the socket, only then signal the old one, and wait until the new one
 //! serves and the old one is gone.
 
-use super::pidfile;
+use super::pidfile::{self, signal};
 use crate::config::Config;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -165,17 +165,6 @@ fn read_pid(pid_file: &str) -> Result<u32, String> {
     text.trim()
         .parse()
         .map_err(|_| format!("pid file {pid_file} does not hold a pid"))
-}
-
-fn signal(pid: u32, signal: libc::c_int) -> std::io::Result<()> {
-    let pid = libc::pid_t::try_from(pid)
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    if unsafe { libc::kill(pid, signal) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 /// Whether a process with this pid exists (signal 0 checks without sending).

@@ -146,7 +146,8 @@ impl Upstream {
     }
 
     /// The peer for a request with hash key `key`, never one in `tried` (a
-    /// bit per peer index): an UP primary peer, else (only while no primary
+    /// bit per peer index) nor one an operator took out of rotation
+    /// (draining, disabled): an UP primary peer, else (only while no primary
     /// is up) an UP backup peer, else, with `fail_open`, any untried peer,
     /// else none.
     pub fn select(&self, key: &[u8], tried: TriedPeers) -> Option<&Arc<Member>> {
@@ -160,7 +161,10 @@ impl Upstream {
             // A scan of the group first: without an eligible peer, the
             // selector would walk its whole step budget to find none.
             let eligible = |m: &Member| {
-                m.backup == backup && untried(m) && (!require_up || m.peer.health.is_up())
+                m.backup == backup
+                    && untried(m)
+                    && m.peer.in_rotation()
+                    && (!require_up || m.peer.health.is_up())
             };
             if !self.peers.iter().any(|m| eligible(m)) {
                 return None;
@@ -180,9 +184,11 @@ impl Upstream {
     /// Whether [`Self::select`] would find a peer outside `tried`, without
     /// selecting one (selection moves the round-robin position).
     pub fn has_untried_peer(&self, tried: TriedPeers) -> bool {
-        self.peers
-            .iter()
-            .any(|m| !tried.contains(m.index) && (self.policy.fail_open || m.peer.health.is_up()))
+        self.peers.iter().any(|m| {
+            !tried.contains(m.index)
+                && m.peer.in_rotation()
+                && (self.policy.fail_open || m.peer.health.is_up())
+        })
     }
 
     /// The primary peers, in config order.

@@ -391,7 +391,7 @@ impl Site {
         serde_json::from_str(&body).expect("/check JSON parses")
     }
 
-    /// The state of `peer` on the text status page ("up" or "DOWN").
+    /// The state of `peer` on the text status page ("UP" or "DOWN").
     pub fn peer_state(&self, peer: SocketAddr) -> String {
         let page = self.check();
         let prefix = format!("        {peer} ");
@@ -401,16 +401,16 @@ impl Site {
             .to_string()
     }
 
-    /// Scrape until `settled` holds (metrics are recorded just after the
-    /// response is sent, so a client can be a moment ahead of them), or
-    /// for at most two seconds; the last scrape either way.
-    /// Wait until `peer` shows `state` ("up" or "DOWN") on the status page;
+    /// Wait until `peer` shows `state` ("UP" or "DOWN") on the status page;
     /// how long that took. Panics with the page after five seconds.
     pub fn wait_for_state(&self, peer: SocketAddr, state: &str) -> Duration {
         wait_until(Duration::from_secs(5), || self.peer_state(peer) == state)
             .unwrap_or_else(|| panic!("{peer} is not {state}:\n{}", self.check()))
     }
 
+    /// Scrape until `settled` holds (metrics are recorded just after the
+    /// response is sent, so a client can be a moment ahead of them), or
+    /// for at most two seconds; the last scrape either way.
     pub fn scrape_when(&self, settled: impl Fn(&Scrape) -> bool) -> Scrape {
         let start = Instant::now();
         loop {

@@ -1,15 +1,18 @@
 //! Assembling the Pingora server from a [`Config`]: the live snapshot, the
-//! probe schedule, the proxy, the metrics endpoint, readiness, signals, and
-//! the order they start in.
+//! probe schedule, the proxy, the metrics endpoint, the admin API,
+//! readiness, signals, and the order they start in.
 
+use super::readiness::{Readiness, LISTENER_LIMIT};
+use super::reload::FileReload;
+use super::signals::SignalHandler;
+use crate::admin::api::AdminApi;
+use crate::admin::auth::Access;
 use crate::config::Config;
 use crate::http::proxy::Balancer;
 use crate::listen::drain::Draining;
 use crate::listen::guard::ConnectionGuard;
 use crate::live::probes::ProbeService;
 use crate::live::Live;
-use crate::process::readiness::{Readiness, LISTENER_LIMIT};
-use crate::process::signals::SignalHandler;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::Opt;
 use pingora_core::server::Server;
@@ -58,19 +61,34 @@ pub fn build(config: Config, file: Option<PathBuf>, opt: Opt) -> Result<Server> 
 
     let mut metrics = pingora_prometheus::prometheus_http_service();
     metrics.add_tcp(&config.metrics.0.to_string());
-    let metrics_handle = server.add_service(metrics);
+    let mut listening = vec![config.listen.0, config.metrics.0];
+    let mut listeners = vec![proxy_handle, server.add_service(metrics)];
+
+    let reload = Arc::new(FileReload::new(Arc::clone(&live), file));
+    if let Some(admin) = &config.admin {
+        let token = admin.token().map_err(|e| {
+            pingora_error::Error::explain(pingora_error::ErrorType::InternalError, e)
+        })?;
+        let api = AdminApi::new(live, Access::new(token), Box::new(Arc::clone(&reload)));
+        let mut service = Service::new("switchyard admin".to_string(), api);
+        service.add_tcp(&admin.listen.0.to_string());
+        listening.push(admin.listen.0);
+        listeners.push(server.add_service(service));
+    }
 
     // This process's pid is still the foreground one here; the daemon child
     // inherits the value and signals it once the listeners accept.
     let notify_pid = daemon.then(std::process::id);
-    let readiness = Readiness::new(vec![config.listen.0, config.metrics.0], notify_pid);
+    let readiness = Readiness::new(listening, notify_pid);
     let readiness_handle = server.add_service(background_service("readiness", readiness));
-    readiness_handle.add_dependencies([&proxy_handle, &metrics_handle]);
+    readiness_handle.add_dependencies(&listeners);
 
     // In daemon mode stderr is the error log, which SIGUSR1 reopens.
     let log_file = config.server.error_log.clone().filter(|_| daemon);
-    let signals = SignalHandler::new(log_file, live, file);
-    server.add_service(background_service("signals", signals));
+    server.add_service(background_service(
+        "signals",
+        SignalHandler::new(log_file, reload),
+    ));
 
     Ok(server)
 }

@@ -1,6 +1,7 @@
 //! The status page in the text format of lua-resty-upstream-healthcheck's
 //! `status_page()`, byte for byte.
 
+use super::shown_up;
 use crate::peer::Member;
 use crate::upstream::Upstream;
 use std::fmt::Write;
@@ -24,8 +25,7 @@ pub fn render(upstreams: &[Arc<Upstream>]) -> String {
 
 fn peers<'a>(page: &mut String, members: impl Iterator<Item = &'a Arc<Member>>) {
     for member in members {
-        let peer = &member.peer;
-        let state = if peer.health.is_up() { "up" } else { "DOWN" };
-        let _ = writeln!(page, "        {} {state}", peer.label);
+        let state = if shown_up(member) { "UP" } else { "DOWN" };
+        let _ = writeln!(page, "        {} {state}", member.peer.label);
     }
 }

@@ -1,15 +1,23 @@
-//! The peer status page (`status_path`, `/check` by default).
+//! The peer status page (`status_path`, `/check` by default) and the admin
+//! API's list of peers.
 //!
-//! Three views of the same state, the peers'
-//! [`PeerHealth`](crate::peer::health::PeerHealth) records (the state that
-//! selection and `switchyard_peer_up` read):
+//! Views of the same state, the peers'
+//! [`PeerHealth`](crate::peer::health::PeerHealth) records and admin states
+//! (what selection and `switchyard_peer_up` read):
 //! - [`text`]: exactly lua-resty-upstream-healthcheck's `status_page()`, so
 //!   scripts written against the OpenResty balancer keep working;
-//! - [`json`]: every field of the health record, for tools;
+//! - [`prometheus`]: exactly its `prometheus_status_page()`, so alerts
+//!   written for it keep working;
+//! - [`json`]: every field of the health record and the admin state, for
+//!   tools (and `GET /upstreams` of the admin API);
 //! - [`html`]: a self-refreshing page for people.
+//!
+//! The lua-resty formats know only UP and DOWN: a peer an operator drained
+//! or disabled is DOWN there, as lua-resty shows a peer set down by hand.
 
 mod html;
-mod json;
+pub mod json;
+mod prometheus;
 mod text;
 
 use crate::peer::Member;
@@ -24,10 +32,11 @@ pub enum Format {
     Text,
     Json,
     Html,
+    Prometheus,
 }
 
 impl Format {
-    /// `?format=json|html|text` decides; otherwise an `Accept` header naming
+    /// `?format=json|html|text|prometheus` decides; otherwise an `Accept` header naming
     /// `application/json` gets JSON, one naming `text/html` (a browser) gets
     /// HTML, and anything else (curl, scripts) the plain text.
     pub fn negotiate(query: Option<&str>, accept: Option<&[u8]>) -> Format {
@@ -36,6 +45,7 @@ impl Format {
                 "format=json" => Some(Format::Json),
                 "format=html" => Some(Format::Html),
                 "format=text" => Some(Format::Text),
+                "format=prometheus" => Some(Format::Prometheus),
                 _ => None,
             })
         });
@@ -57,6 +67,7 @@ impl Format {
             Format::Text => "text/plain; charset=utf-8",
             Format::Json => "application/json",
             Format::Html => "text/html; charset=utf-8",
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
         }
     }
 }
@@ -73,18 +84,32 @@ pub fn render(upstreams: &[Arc<Upstream>], format: Format) -> Vec<u8> {
         Format::Text => text::render(upstreams).into_bytes(),
         Format::Json => json::render(upstreams),
         Format::Html => html::render(upstreams).into_bytes(),
+        Format::Prometheus => prometheus::render(upstreams).into_bytes(),
     }
 }
 
-/// One peer as the JSON and HTML views show it: a consistent snapshot of
-/// its health record, formatted once.
+/// Whether the lua-resty formats show `member` as UP: its probes say so and
+/// an operator has not taken it out of rotation.
+fn shown_up(member: &Member) -> bool {
+    member.peer.in_rotation() && member.peer.health.is_up()
+}
+
+/// One peer as the JSON and HTML views and the admin API show it: a
+/// consistent snapshot of its health record, formatted once.
 #[derive(Serialize)]
-struct PeerView<'a> {
+pub struct PeerView<'a> {
     address: &'a str,
     backup: bool,
+    /// The weight selection uses now (set through the admin API, or the
+    /// configured one).
     weight: u16,
-    /// "up" or "down".
+    configured_weight: u16,
+    /// "up" or "down": what the probes (and passive health) say.
     state: &'static str,
+    /// "active", "draining" or "disabled": what an operator says.
+    admin_state: &'static str,
+    /// Requests being served by the peer now.
+    in_flight: usize,
     /// False until the first probe has run.
     probed: bool,
     consecutive_successes: u32,
@@ -100,14 +125,18 @@ struct PeerView<'a> {
 }
 
 impl<'a> PeerView<'a> {
-    fn of(member: &'a Member) -> Self {
+    /// A consistent view of `member` now.
+    pub fn of(member: &'a Member) -> Self {
         let peer = &member.peer;
         let record = peer.health.snapshot();
         PeerView {
             address: &peer.label,
             backup: member.backup,
             weight: member.weight,
+            configured_weight: member.configured_weight,
             state: if record.up { "up" } else { "down" },
+            admin_state: peer.admin_state().as_str(),
+            in_flight: peer.in_flight(),
             probed: record.probed,
             consecutive_successes: record.consecutive_successes,
             consecutive_failures: record.consecutive_failures,
@@ -142,6 +171,10 @@ mod tests {
         );
         assert_eq!(Format::negotiate(Some("format=jsonx"), None), Format::Text);
         assert_eq!(Format::negotiate(Some("format=html"), None), Format::Html);
+        assert_eq!(
+            Format::negotiate(Some("format=prometheus"), None),
+            Format::Prometheus
+        );
         assert_eq!(
             Format::negotiate(None, Some(b"Application/JSON;q=0.9")),
             Format::Json

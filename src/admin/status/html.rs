@@ -18,7 +18,8 @@ th, td { padding: .35em .8em; border-bottom: 1px solid #ddd; text-align: left; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .state { font-weight: 600; padding: .1em .6em; border-radius: .8em; color: #fff; }
 .up .state { background: #2e7d32; } .down .state { background: #c62828; }
-tr.down { background: #fdecea; } .error { color: #c62828; font-family: monospace; }
+tr.down { background: #fdecea; } tr.draining, tr.disabled { color: #777; }
+td.admin { font-variant: small-caps; } .error { color: #c62828; font-family: monospace; }
 .muted { color: #888; }
 ";
 
@@ -48,9 +49,10 @@ fn upstream_table(page: &mut String, upstream: &Upstream) {
         page,
         "<h2 class=\"upstream\" data-upstream=\"{name}\">Upstream {name} \
          <span class=\"muted\">({up} of {total} peers up)</span></h2>\n\
-         <table><thead><tr><th>Peer</th><th>Role</th><th>State</th><th>Weight</th>\
+         <table><thead><tr><th>Peer</th><th>Role</th><th>State</th><th>Admin</th><th>Weight</th>\
          <th>Successes</th><th>Failures</th><th>Last probe</th><th>Latency</th>\
-         <th>Last error</th><th>Down because</th><th>Requests</th></tr></thead><tbody>\n",
+         <th>Last error</th><th>Down because</th><th>In flight</th><th>Requests</th>\
+         </tr></thead><tbody>\n",
         name = escape(&upstream.name),
         total = peers.len(),
     );
@@ -70,15 +72,18 @@ fn peer_row(page: &mut String, peer: &PeerView<'_>) {
     let error = peer.last_error.as_deref().unwrap_or("");
     let _ = writeln!(
         page,
-        "<tr class=\"peer {state}\" data-peer=\"{address}\" data-state=\"{state}\">\
+        "<tr class=\"peer {state} {admin}\" data-peer=\"{address}\" data-state=\"{state}\" \
+         data-admin-state=\"{admin}\">\
          <td>{address}</td><td>{role}</td><td><span class=\"state\">{state_label}</span></td>\
-         <td class=\"num\">{weight}</td><td class=\"num\">{successes}</td>\
+         <td class=\"admin\">{admin}</td><td class=\"num\">{weight}</td><td class=\"num\">{successes}</td>\
          <td class=\"num\">{failures}</td><td>{last_probe}</td><td class=\"num\">{latency}</td>\
          <td class=\"error\">{error}</td><td class=\"error\">{down}</td>\
-         <td class=\"num\">{requests}</td></tr>",
+         <td class=\"num\">{in_flight}</td><td class=\"num\">{requests}</td></tr>",
         state = peer.state,
         address = escape(peer.address),
-        weight = peer.weight,
+        admin = peer.admin_state,
+        weight = weight(peer),
+        in_flight = peer.in_flight,
         successes = peer.consecutive_successes,
         failures = peer.consecutive_failures,
         last_probe = escape(last_probe),
@@ -86,6 +91,15 @@ fn peer_row(page: &mut String, peer: &PeerView<'_>) {
         down = escape(peer.down_reason.as_deref().unwrap_or("")),
         requests = peer.requests,
     );
+}
+
+/// The weight, and the configured one when an operator set another.
+fn weight(peer: &PeerView<'_>) -> String {
+    if peer.weight == peer.configured_weight {
+        peer.weight.to_string()
+    } else {
+        format!("{} (configured {})", peer.weight, peer.configured_weight)
+    }
 }
 
 /// Escape text for HTML content and attribute values.
