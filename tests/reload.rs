@@ -5,8 +5,18 @@
 
 mod common;
 
-use common::{upstream_section, wait_until, Backend, Balancer, Load};
+use common::{
+    output_text, run_switchyard, upstream_section, wait_until, Backend, Balancer, Load, Site,
+};
+use std::ffi::OsStr;
+use std::path::Path;
 use std::time::Duration;
+
+/// `switchyard reload -c <config>`.
+fn reload_command(config: &Path) -> std::process::Output {
+    let args: [&OsStr; 3] = ["reload".as_ref(), "-c".as_ref(), config.as_os_str()];
+    run_switchyard(&args, Duration::from_secs(40))
+}
 
 fn peers_of(backends: &[&Backend]) -> Vec<String> {
     backends.iter().map(|b| b.addr.to_string()).collect()
@@ -64,14 +74,8 @@ fn a_reload_under_load_swaps_peers_without_a_failed_request() {
     reload_and_wait(&balancer, "1 peer added, 1 removed, 0 changed");
     assert_eq!(balancer.peer_state(b4.addr), "DOWN", "{}", balancer.check());
     std::thread::sleep(Duration::from_millis(800));
-    let data_requests = |backend: &Backend| {
-        let (_, metrics) = common::get(&backend.url("/metrics"));
-        common::Scrape::parse(&metrics)
-            .sum("demo_backend_requests_total", &[("path", "/api/data")])
-            .unwrap_or(0.0)
-    };
     assert_eq!(
-        data_requests(&b4),
+        b4.data_requests(),
         0.0,
         "a peer that never passed a probe got traffic"
     );
@@ -84,10 +88,10 @@ fn a_reload_under_load_swaps_peers_without_a_failed_request() {
         "reload under load: {} requests, {} failed; b4 served {}",
         report.requests,
         report.errors,
-        data_requests(&b4)
+        b4.data_requests()
     );
     assert_eq!(report.errors, 0, "{:?}", report.samples);
-    assert!(data_requests(&b4) > 0.0);
+    assert!(b4.data_requests() > 0.0);
 
     assert_eq!(balancer.process.pid(), pid);
     assert!(common::alive(pid));
@@ -161,4 +165,96 @@ fn a_reload_that_cannot_apply_changes_nothing() {
             .sum("switchyard_config_reloads_total", &[("result", "failure")]),
         Some(2.0)
     );
+
+    // Without an admin API, `switchyard reload` sends SIGHUP and reads the
+    // outcome off the reload counters.
+    let output = reload_command(&balancer.config_path);
+    let text = output_text(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("refused the reload"), "{text}");
+    balancer.write_config(&balancer.config_path, &section, "");
+    let output = reload_command(&balancer.config_path);
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    let pid = balancer.process.pid();
+    assert!(
+        text.contains(&format!("switchyard: reloaded: pid {pid} applied the file")),
+        "{text}"
+    );
+}
+
+#[test]
+fn switchyard_reload_checks_the_file_and_prints_the_outcome() {
+    let b1 = Backend::start("b1", 0);
+    let b2 = Backend::start("b2", 0);
+    let one = upstream_section("backend", "round_robin", &peers_of(&[&b1]), 200);
+    let balancer = Balancer::start_site(Site::with_admin(&one, "", None));
+    let path = &balancer.config_path;
+
+    let two = upstream_section("backend", "round_robin", &peers_of(&[&b1, &b2]), 200);
+    balancer.write_config(path, &two, "");
+    let output = reload_command(path);
+    let text = output_text(&output);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("switchyard: reloaded: 1 peer added, 0 removed, 0 changed"),
+        "{text}"
+    );
+    balancer.wait_for_state(b2.addr, "UP");
+
+    // A broken file: the command says what is wrong and where, and the
+    // process is not even asked.
+    std::fs::write(
+        path,
+        "upstreams:\n  backend:\n    peers: [127.0.0.1:99999]\n",
+    )
+    .unwrap();
+    let output = reload_command(path);
+    let text = output_text(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("switchyard.yaml: upstreams.backend.peers[0]") && text.contains("line 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the running switchyard was not touched"),
+        "{text}"
+    );
+    let scrape = balancer.scrape();
+    assert_eq!(
+        scrape.sum("switchyard_config_reloads_total", &[("result", "failure")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        scrape.sum("switchyard_config_reloads_total", &[("result", "success")]),
+        Some(1.0)
+    );
+    assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
+
+    // Another file than the one the process runs.
+    let other = balancer.dir.path().join("other.yaml");
+    balancer.write_config(&other, &two, "");
+    let output = reload_command(&other);
+    let text = output_text(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("it runs {}", path.display())),
+        "{text}"
+    );
+
+    // A change that needs a restart: the running process's own words.
+    balancer.write_config(path, &two, "");
+    let moved = std::fs::read_to_string(path).unwrap().replace(
+        &balancer.metrics.to_string(),
+        &format!("127.0.0.1:{}", common::free_port()),
+    );
+    std::fs::write(path, moved).unwrap();
+    let output = reload_command(path);
+    let text = output_text(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("metrics changed: restart or run 'switchyard upgrade' to apply it"),
+        "{text}"
+    );
+    assert_eq!(balancer.peer_state(b2.addr), "UP");
 }

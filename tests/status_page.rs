@@ -4,6 +4,7 @@
 mod common;
 
 use common::{upstream_section, Backend, Balancer};
+use std::net::SocketAddr;
 
 #[test]
 fn text_page_matches_lua_resty_upstream_healthcheck_exactly() {
@@ -39,6 +40,63 @@ fn text_page_matches_lua_resty_upstream_healthcheck_exactly() {
     let response = agent.get(&balancer.url("/check")).call().unwrap();
     let content_type = response.headers().get("content-type").unwrap();
     assert_eq!(content_type, "text/plain; charset=utf-8");
+
+    // ?format=prometheus: lua-resty's prometheus_status_page(), byte for
+    // byte: two series per peer, three per upstream.
+    let (status, page) = common::get(&balancer.url("/check?format=prometheus"));
+    assert_eq!(status, 200);
+    let mut expected = String::from(
+        "# HELP nginx_upstream_status_info The running status of nginx upstream\n\
+         # TYPE nginx_upstream_status_info gauge\n",
+    );
+    let peer = |upstream: &str, addr: SocketAddr, up: bool, role: &str| {
+        format!(
+            "nginx_upstream_status_info{{name=\"{upstream}\",endpoint=\"{addr}\",status=\"UP\",role=\"{role}\"}} {}\n\
+             nginx_upstream_status_info{{name=\"{upstream}\",endpoint=\"{addr}\",status=\"DOWN\",role=\"{role}\"}} {}\n",
+            u8::from(up),
+            u8::from(!up)
+        )
+    };
+    let upstream = |name: &str| {
+        format!(
+            "nginx_upstream_status_info{{name=\"{name}\",status=\"UP\"}} 1\n\
+             nginx_upstream_status_info{{name=\"{name}\",status=\"DOWN\"}} 0\n\
+             nginx_upstream_status_info{{name=\"{name}\",status=\"UNKNOWN\"}} 0\n"
+        )
+    };
+    expected += &peer("backend", b1.addr, true, "PRIMARY");
+    expected += &peer("backend", b2.addr, false, "PRIMARY");
+    expected += &peer("backend", spare.addr, true, "BACKUP");
+    expected += &upstream("backend");
+    expected += &peer("images", b3.addr, true, "PRIMARY");
+    expected += &upstream("images");
+    assert_eq!(page, expected);
+    // ... which a Prometheus parser reads: one UP series valued 1 or 0
+    // per peer and per upstream.
+    let scrape = common::Scrape::parse(&page);
+    for (addr, up) in [
+        (b1.addr, 1.0),
+        (b2.addr, 0.0),
+        (spare.addr, 1.0),
+        (b3.addr, 1.0),
+    ] {
+        let endpoint = addr.to_string();
+        let labels = [("endpoint", endpoint.as_str()), ("status", "UP")];
+        assert_eq!(
+            scrape.sum("nginx_upstream_status_info", &labels),
+            Some(up),
+            "{addr}"
+        );
+    }
+    // Per upstream, its own UP series (1) and those of its UP peers.
+    for (name, up) in [("backend", 1.0 + 2.0), ("images", 1.0 + 1.0)] {
+        let labels = [("name", name), ("status", "UP")];
+        assert_eq!(
+            scrape.sum("nginx_upstream_status_info", &labels),
+            Some(up),
+            "{name}"
+        );
+    }
 }
 
 #[test]
