@@ -40,32 +40,8 @@ MINIMAL = ROOT / "target/baseline/dist/examples/minimal_balancer"
 TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from loopback import free_port, wait_port  # noqa: E402
+from launch import Processes, free_port, start_backends, switchyard_config, wait_port  # noqa: E402
 
-
-
-class Processes:
-    """Every process started here, stopped at the end."""
-
-    def __init__(self, workdir):
-        self.workdir = workdir
-        self.procs = []
-
-    def start(self, name, argv):
-        log = open(self.workdir / f"{name}.log", "w")
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        self.procs.append(proc)
-        return proc
-
-    def stop(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def pids_of(root_pid):
@@ -197,24 +173,6 @@ backend be
 """
 
 
-def switchyard_conf(workdir, port, metrics, backends, workers, check_path):
-    peers = ", ".join(f"127.0.0.1:{p}" for p in backends)
-    return f"""server:
-  threads: {workers}
-  pid_file: {workdir}/switchyard.pid
-  upgrade_sock: {workdir}/switchyard.sock
-  grace_period_seconds: 0
-  graceful_shutdown_timeout_seconds: 1
-listen: 127.0.0.1:{port}
-metrics: 127.0.0.1:{metrics}
-limits: {{ max_connections: 19000 }}
-upstreams:
-  backend:
-    peers: [{peers}]
-    health_check: {{ path: {check_path}, interval: 1s }}
-"""
-
-
 def balancer_commands(workdir, tag, backends, workers, check_path, under_valgrind=False):
     """How to run nginx, HAProxy, switchyard (and the minimal Pingora
     balancer) over `backends`, each on a port of its own: name -> (port, argv)."""
@@ -230,7 +188,8 @@ def balancer_commands(workdir, tag, backends, workers, check_path, under_valgrin
     commands["haproxy"] = (port, ["haproxy", "-f", str(conf)])
     port = free_port()
     conf = workdir / f"switchyard-{tag}.yaml"
-    conf.write_text(switchyard_conf(workdir / tag, port, free_port(), backends, workers, check_path))
+    conf.write_text(switchyard_config(workdir / tag, port, free_port(), backends, workers, check_path,
+                                      extra="limits: { max_connections: 19000 }\n"))
     commands["switchyard"] = (port, [str(SWITCHYARD), "-c", str(conf)])
     if MINIMAL.exists():
         port = free_port()
@@ -383,10 +342,7 @@ def main():
 
         # /api/data of the demo backend (200 ms) at high concurrency.
         data_ports = [free_port() for _ in range(3)]
-        for i, p in enumerate(data_ports):
-            procs.start(f"demo-backend-{i}", [str(DEMO_BACKEND), "--listen", f"127.0.0.1:{p}", "--name", f"b{i + 1}", "--threads", "1"])
-        for p in data_ports:
-            wait_port(p)
+        start_backends(procs, DEMO_BACKEND, data_ports, delay_ms=200)
         data_balancers = start_balancers(procs, workdir, "data", data_ports, args.workers, "/api/status")
         data = {}
         for name in list(data_balancers) + ["direct"]:

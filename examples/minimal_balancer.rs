@@ -23,8 +23,9 @@ use pingora_load_balancing::LoadBalancer;
 use pingora_proxy::{ProxyHttp, Session};
 use std::net::SocketAddr;
 use std::sync::Arc;
-// The same allocator, configured the same way, as switchyard.
-use switchyard as _;
+// The same allocator, configured the same way, as the switchyard binary.
+#[path = "../src/allocator.rs"]
+mod allocator;
 
 #[derive(Debug, Parser)]
 #[command(about = "the smallest Pingora balancer (benchmark baseline)")]

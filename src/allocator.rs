@@ -1,9 +1,10 @@
-//! The memory allocator of every switchyard binary: jemalloc, tuned for
+//! The memory allocator of the `switchyard` binary: jemalloc, tuned for
 //! Pingora's request path.
 //!
-//! It lives in the library so that whatever links switchyard (the
-//! `switchyard` binary, the benchmark's minimal Pingora balancer) allocates
-//! the same way. Against glibc's malloc, jemalloc serves Pingora's many
+//! A module of the binary, not of the library: a library must not choose
+//! the allocator of the programs that use it. The benchmark's minimal
+//! Pingora balancer includes this same file, so that both allocate the same
+//! way. Against glibc's malloc, jemalloc serves Pingora's many
 //! short-lived request allocations 10-20% faster (bench/results.md);
 //! mimalloc was as fast but held about twice the memory per idle client
 //! connection.

@@ -1,16 +1,27 @@
 //! switchyard: an HTTP (L7) load balancer built on Pingora.
 //!
-//! A request flows listener -> [`http::proxy`] (status page, routing by
-//! [`router`]) -> [`upstream`] (an UP primary peer, else a backup, else 503)
-//! -> Pingora proxies it -> [`http::proxy`] logging -> [`metrics`].
+//! Layers, each using only those below it:
+//! - the core: [`config`] (the file, typed), [`live`] (the snapshot the
+//!   request path reads, and its swap), [`http`] and [`request`] (the
+//!   request path), [`routing`], [`upstream`] and [`peer`] (selection,
+//!   health, admin state), [`admin`] (the admin API and status views),
+//!   [`metrics`], [`listen`] (connection guard, drain), [`resources`];
+//! - [`process`]: the command line, preflight, readiness, signals, reload,
+//!   upgrade, and the assembly of the Pingora server; nothing in the core
+//!   imports it;
+//! - `src/main.rs`: the stock binary, which only wires these together and
+//!   chooses the allocator.
 //!
-//! Health flows the other way: Pingora's health-check service runs
-//! [`peer::probe::ProbeCheck`] for every peer -> the peer's
-//! [`peer::health::PeerHealth`] record and metrics -> read by selection, the
-//! [`status`] page and `switchyard_peer_up` alike.
+//! A request flows listener -> [`http::proxy`] (admission, status page,
+//! routing by [`routing`]) -> [`upstream`] selection over the snapshot's
+//! peers -> Pingora proxies it -> [`http::proxy`] logging -> [`metrics`].
+//! Health flows the other way: [`live::probes`] probes every peer -> its
+//! [`peer::health::PeerHealth`] record -> read by selection, `/check`, the
+//! admin API and `switchyard_peer_up` alike. A change (SIGHUP, `POST
+//! /reload`, an admin call) builds a new snapshot in [`live`] and swaps it
+//! in.
 
 pub mod admin;
-pub mod allocator;
 pub mod config;
 pub mod http;
 pub mod listen;

@@ -1,4 +1,7 @@
 //! The `switchyard` binary: command line -> config -> Pingora server -> run.
+//! It only wires the library together, and chooses the allocator.
+
+mod allocator;
 
 use clap::Parser;
 use std::process::ExitCode;

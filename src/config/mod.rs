@@ -1,7 +1,7 @@
 //! switchyard's one configuration file, typed.
 //!
 //! The YAML is parsed into [`Config`] in one pass; every value is checked as
-//! it is read (see [`scalar`]), so an error names the file, the key path and
+//! it is read (see `scalar.rs`), so an error names the file, the key path and
 //! the line. The structs here are the single source of truth for defaults;
 //! `conf/switchyard.yaml` documents each key.
 

@@ -1,8 +1,8 @@
 //! The request path: Pingora's [`ProxyHttp`] for switchyard.
 //!
 //! `request_filter` tells the client stream how the body is framed, works
-//! out where the request comes from ([`Forwarding`]), admits it
-//! ([`Admission`]: limits, `Host`, framing, the path's two forms, deny
+//! out where the request comes from ([`Forwarding`](crate::request::forwarding::Forwarding)), admits it
+//! ([`Admission`](crate::request::admission::Admission): limits, `Host`, framing, the path's two forms, deny
 //! rules), answers the status page, routes the request to an upstream, and
 //! reads a small body in full before any peer is involved; `upstream_peer`
 //! picks an UP peer there that this request has not tried yet;
@@ -10,7 +10,7 @@
 //! headers. Failures feed passive health and go to another peer while the
 //! upstream's policy allows (`fail_to_connect`, `error_while_proxy`, and
 //! `upstream_response_filter` for `retry_on_status`), unless they were not
-//! the peer's doing ([`failure`](super::failure)). `logging` turns the
+//! the peer's doing ([`failure`]). `logging` turns the
 //! request context into metrics. Nothing here allocates for metrics: the
 //! handles hang off the peer and the upstream, resolved at startup.
 //!

@@ -3,7 +3,7 @@
 //!
 //! A [`Prober`] is built per upstream and snapshot from its `health_check`
 //! settings; the schedule that runs it over the live peer set is
-//! [`live::probes`](crate::live::probes). Each result goes through the
+//! `live::probes`. Each result goes through the
 //! rise/fall rules of the peer's
 //! [`PeerHealth`](super::health::PeerHealth). A probe that this host could
 //! not make (out of file descriptors) says nothing about the peer and is

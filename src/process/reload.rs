@@ -8,11 +8,12 @@
 //! configuration has no file to re-read.
 
 use super::pidfile::{self, signal};
+use super::readiness::reachable;
 use crate::admin::api::Reload;
 use crate::config::Config;
 use crate::live::changes::{Changes, ReloadError};
 use crate::live::Live;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,16 +117,6 @@ fn same_file(asked: Option<&Path>, runs: Option<&Path>) -> bool {
         },
         _ => false,
     }
-}
-
-/// Where to reach a listener bound to `addr` from this host.
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    let ip = match addr.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, addr.port())
 }
 
 fn agent() -> ureq::Agent {

@@ -1,6 +1,6 @@
 //! What a request must satisfy before it is routed: size limits, a `Host`,
 //! unambiguous framing (no request smuggling), a path that can be made safe
-//! ([`path`](super::path)), and the `deny` rules, matched against that
+//! ([`path`]), and the `deny` rules, matched against that
 //! path's canonical form.
 //!
 //! Pingora already answers malformed request lines, conflicting

@@ -4,13 +4,13 @@
 //! Views of the same state, the peers'
 //! [`PeerHealth`](crate::peer::health::PeerHealth) records and admin states
 //! (what selection and `switchyard_peer_up` read):
-//! - [`text`]: exactly lua-resty-upstream-healthcheck's `status_page()`, so
+//! - `text`: exactly lua-resty-upstream-healthcheck's `status_page()`, so
 //!   scripts written against the OpenResty balancer keep working;
-//! - [`prometheus`]: exactly its `prometheus_status_page()`, so alerts
+//! - `prometheus`: exactly its `prometheus_status_page()`, so alerts
 //!   written for it keep working;
 //! - [`json`]: every field of the health record and the admin state, for
 //!   tools (and `GET /upstreams` of the admin API);
-//! - [`html`]: a self-refreshing page for people.
+//! - `html`: a self-refreshing page for people.
 //!
 //! The lua-resty formats know only UP and DOWN: a peer an operator drained
 //! or disabled is DOWN there, as lua-resty shows a peer set down by hand.
