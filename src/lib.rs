@@ -18,7 +18,8 @@
 //! Health flows the other way: [`live::probes`] probes every peer -> its
 //! [`peer::health::PeerHealth`] record -> read by selection, `/check`, the
 //! admin API and `switchyard_peer_up` alike. A change (SIGHUP, `POST
-//! /reload`, an admin call) builds a new snapshot in [`live`] and swaps it
+//! /reload`, an admin call, a DNS answer that changes what a peer name gives,
+//! see [`live::discovery`]) builds a new snapshot in [`live`] and swaps it
 //! in.
 
 pub mod admin;

@@ -6,6 +6,7 @@ mod allocator;
 use clap::Parser;
 use std::process::ExitCode;
 use switchyard::config::Config;
+use switchyard::live::discovery;
 use switchyard::process::cli::{Action, Cli};
 use switchyard::process::open_files;
 use switchyard::process::preflight::{self, Start};
@@ -37,7 +38,11 @@ fn main() -> ExitCode {
     let open_files_warning = open_files::prepare(&config);
     if cli.test {
         println!("switchyard: the configuration file {source} syntax is ok");
-        if let Some(warning) = &open_files_warning {
+        // Names that do not resolve now are warnings: a running switchyard
+        // keeps trying them. The lines below say so once, not the log.
+        log::set_max_level(log::LevelFilter::Off);
+        let (_, unresolved) = discovery::resolve_at_start(&config);
+        for warning in open_files_warning.iter().chain(&unresolved) {
             eprintln!("switchyard: warning: {warning}");
         }
         println!("switchyard: configuration file {source} test is successful");

@@ -94,8 +94,8 @@ fn each_kind_of_config_error_names_the_file_key_and_line() {
         (
             "bad address",
             "127.0.0.1:8001",
-            "backend-1:8001",
-            "upstreams.backend.peers[0]: `backend-1:8001` is not an address",
+            "backend-1",
+            "upstreams.backend.peers[0]: `backend-1` is not a peer address like 127.0.0.1:8001, [::1]:8001 or backend.internal:8001: it needs a port",
         ),
         (
             "bad duration",

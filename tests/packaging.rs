@@ -188,23 +188,22 @@ fn compose_puts_the_balancer_in_front_of_three_backends() {
         );
     }
 
-    // Each peer of the balancer's config is one of the backends, at its address.
+    // Each peer of the balancer's config is one of the backends, by its
+    // service name (Docker's DNS resolves it on the compose network).
     let peers: Vec<String> = config.upstreams.0["backend"]
         .peers
         .0
         .iter()
-        .map(|p| p.addr.0.to_string())
+        .map(|p| p.target.to_string())
         .collect();
     let mut backends = Vec::new();
     for name in ["b1", "b2", "b3"] {
         let service = &services[name];
-        let ip = service["networks"]["switchyard"]["ipv4_address"]
-            .as_str()
-            .unwrap();
+        assert_eq!(service["networks"][0].as_str(), Some("switchyard"));
         let args: Vec<&str> = strings(&service["command"]);
         let listen = args[args.iter().position(|a| *a == "--listen").unwrap() + 1];
         let port = listen.rsplit(':').next().unwrap();
-        backends.push(format!("{ip}:{port}"));
+        backends.push(format!("{name}:{port}"));
     }
     assert_eq!(peers, backends);
 }

@@ -38,14 +38,16 @@ const MAX_BODY_BYTES: usize = 4096;
 
 /// What `POST /reload` does. The process layer, which knows the file the
 /// process was started with, provides it.
+#[async_trait]
 pub trait Reload: Send + Sync {
     /// Re-read the configuration file and apply it, or change nothing.
-    fn reload(&self) -> Result<Changes, ReloadError>;
+    async fn reload(&self) -> Result<Changes, ReloadError>;
 }
 
+#[async_trait]
 impl<T: Reload + ?Sized> Reload for Arc<T> {
-    fn reload(&self) -> Result<Changes, ReloadError> {
-        (**self).reload()
+    async fn reload(&self) -> Result<Changes, ReloadError> {
+        (**self).reload().await
     }
 }
 
@@ -177,7 +179,7 @@ impl AdminApi {
                 };
                 self.set_weight(&client, &upstream, addr, &body)
             }
-            Route::Reload => self.reload(&client),
+            Route::Reload => self.reload(&client).await,
             Route::Config => {
                 let snapshot = self.live.current();
                 match serde_yaml::to_string(&snapshot.config) {
@@ -240,9 +242,9 @@ impl AdminApi {
         }
     }
 
-    fn reload(&self, client: &str) -> Answer {
+    async fn reload(&self, client: &str) -> Answer {
         log::info!("admin {client}: reload");
-        match self.reload.reload() {
+        match self.reload.reload().await {
             Ok(changes) => Answer::json(
                 StatusCode::OK,
                 &json!({

@@ -7,17 +7,23 @@
 
 mod admin;
 mod limits;
+mod peer;
+mod resolver;
 mod scalar;
 mod server;
 mod upstream;
 
 pub use admin::{AdminConfig, TOKEN_ENV};
 pub use limits::{allowed, private_networks, DenyRule, EscapedSlashes, LimitsConfig};
-pub use scalar::{Addr, Cidr, Interval, PeerAddr, StatusCode, Threshold, UrlPath, Weight};
+pub use peer::{PeerConfig, PeerList, PeerName, PeerTarget};
+pub use resolver::{Family, ResolverConfig, MIN_REFRESH};
+pub use scalar::{
+    Addr, Cidr, HostPort, Interval, PeerAddr, SrvName, StatusCode, Threshold, UrlPath, Weight,
+};
 pub use server::ServerSettings;
 pub use upstream::{
-    Algorithm, HashKey, HealthCheckConfig, PassiveHealthConfig, PeerConfig, PeerList, StatusList,
-    TimeoutsConfig, UpstreamConfig, Upstreams,
+    Algorithm, HashKey, HealthCheckConfig, PassiveHealthConfig, StatusList, TimeoutsConfig,
+    UpstreamConfig, Upstreams,
 };
 
 use serde::{Deserialize, Serialize};
@@ -68,6 +74,9 @@ pub struct Config {
     /// Bounds on client requests and connections.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// How peer names (`host:port`, `srv:`) are resolved.
+    #[serde(default)]
+    pub resolver: ResolverConfig,
     /// The upstreams and their peers.
     pub upstreams: Upstreams,
 }
@@ -146,6 +155,12 @@ impl Config {
                 .check()
                 .map_err(|e| error(format!("admin: {e}{line}")))?;
         }
+        config.resolver.check().map_err(|e| {
+            error(format!(
+                "resolver.{e}{}",
+                line_of_top_level_key(text, "resolver")
+            ))
+        })?;
         Ok(config)
     }
 }
@@ -202,7 +217,7 @@ upstreams:
         assert_eq!(backend.algorithm, Algorithm::RoundRobin);
         assert_eq!(backend.peers.0.len(), 3);
         assert_eq!(backend.peers.0[1].weight, Weight(2));
-        assert_eq!(backend.peers.backups().count(), 1);
+        assert_eq!(backend.peers.0.iter().filter(|p| p.backup).count(), 1);
         let hc = &backend.health_check;
         assert_eq!(hc.interval.0, Duration::from_millis(500));
         assert_eq!(hc.timeout.0, Duration::from_secs(1));
@@ -219,7 +234,7 @@ upstreams:
 
     #[test]
     fn errors_name_the_file_the_key_and_the_line() {
-        let bad_peer = SAMPLE.replace("127.0.0.1:8002", "localhost:8002");
+        let bad_peer = SAMPLE.replace("127.0.0.1:8002", "localhost:99999");
         let message = error_of(&bad_peer);
         assert!(message.starts_with("test.yaml: upstreams.backend.peers[1].addr:"));
         assert!(message.contains("line 14"), "{message}");

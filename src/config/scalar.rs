@@ -86,8 +86,8 @@ fn string<'a>(value: Scalar<'a>, what: &str) -> Result<&'a str, String> {
     }
 }
 
-/// An `ip:port` socket address (no DNS names: resolving at load time would
-/// make `-t` depend on the network and hide typos behind lookup failures).
+/// An `ip:port` socket address, as a listener takes it (no names: a
+/// listener binds one of this machine's addresses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Addr(pub SocketAddr);
 
@@ -101,28 +101,129 @@ impl CheckedScalar for Addr {
     }
 }
 
-/// A peer's `ip:port`: a concrete address to connect to, so not the
-/// unspecified address (`0.0.0.0`, `::`) and not port 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PeerAddr(pub SocketAddr);
+/// A peer's address as written: `ip:port`, a concrete address to connect
+/// to (not the unspecified address `0.0.0.0` or `::`, not port 0), or
+/// `host:port`, a name to resolve.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PeerAddr {
+    Ip(SocketAddr),
+    Host(HostPort),
+}
 
 impl CheckedScalar for PeerAddr {
-    const EXPECTING: &'static str = "a peer address like 127.0.0.1:8001 or [::1]:8001";
+    const EXPECTING: &'static str =
+        "a peer address like 127.0.0.1:8001, [::1]:8001 or backend.internal:8001";
     fn check(value: Scalar<'_>) -> Result<Self, String> {
-        let Addr(addr) = Addr::check(value)?;
-        if addr.ip().is_unspecified() {
-            return Err(format!(
-                "`{addr}`: {} is not an address a peer can have (it means \"any address\" to a listener)",
-                addr.ip()
-            ));
+        let text = string(value, Self::EXPECTING)?;
+        if let Ok(addr) = text.parse::<SocketAddr>() {
+            if addr.ip().is_unspecified() {
+                return Err(format!(
+                    "`{addr}`: {} is not an address a peer can have (it means \"any address\" to a listener)",
+                    addr.ip()
+                ));
+            }
+            if addr.port() == 0 {
+                return Err(format!(
+                    "`{addr}`: port 0 is not a port a peer can listen on"
+                ));
+            }
+            return Ok(PeerAddr::Ip(addr));
         }
-        if addr.port() == 0 {
-            return Err(format!(
-                "`{addr}`: port 0 is not a port a peer can listen on"
-            ));
+        let bad = |why: &str| format!("`{text}` is not {}: {why}", Self::EXPECTING);
+        let Some((host, port)) = text.rsplit_once(':') else {
+            return Err(bad("it needs a port"));
+        };
+        let port = match port.parse::<u16>() {
+            Ok(0) => return Err(bad("port 0 is not a port a peer can listen on")),
+            Ok(port) => port,
+            Err(_) => return Err(bad("the port must be a number from 1 to 65535")),
+        };
+        if host.parse::<std::net::IpAddr>().is_ok() || host.contains(':') {
+            return Err(bad("an IPv6 address needs brackets, like [::1]:8001"));
         }
-        Ok(PeerAddr(addr))
+        check_dns_name(host).map_err(|why| bad(&why))?;
+        Ok(PeerAddr::Host(HostPort {
+            host: host.to_ascii_lowercase(),
+            port,
+        }))
     }
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Ip(addr) => addr.fmt(f),
+            PeerAddr::Host(host) => host.fmt(f),
+        }
+    }
+}
+
+/// A host name and a port: `backend.internal:8001`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostPort {
+    /// Lower case (DNS names are case-insensitive).
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// The name of an SRV record set: `_http._tcp.backend.service.consul`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SrvName(pub String);
+
+impl CheckedScalar for SrvName {
+    const EXPECTING: &'static str = "an SRV name like _http._tcp.backend.example";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let text = string(value, Self::EXPECTING)?;
+        check_dns_name(text)
+            .map(|()| SrvName(text.to_ascii_lowercase()))
+            .map_err(|why| format!("`{text}` is not {}: {why}", Self::EXPECTING))
+    }
+}
+
+impl fmt::Display for SrvName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A DNS name as RFC 1123 allows it (with `_`, which SRV names and some
+/// container names use): dot-separated labels of 1 to 63 letters, digits,
+/// `-` and `_`, not starting or ending with `-`, 253 characters in all, an
+/// optional final dot, and not all digits at the end (that would be a
+/// mistyped IP address).
+fn check_dns_name(name: &str) -> Result<(), String> {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() || name.len() > 253 {
+        return Err("a name has 1 to 253 characters".to_string());
+    }
+    for label in name.split('.') {
+        let valid = !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(format!(
+                "`{label}` is not a DNS label (1-63 letters, digits, `-`, `_`)"
+            ));
+        }
+    }
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err("it is neither an IP address nor a host name".to_string());
+    }
+    Ok(())
 }
 
 /// A positive duration written the human way: `1s`, `500ms`, `2m`.
@@ -246,6 +347,7 @@ impl CheckedScalar for Cidr {
 deserialize_via_check!(
     Cidr,
     PeerAddr,
+    SrvName,
     BufferSize,
     RetryCount,
     FailCount,
@@ -275,7 +377,8 @@ macro_rules! serialize_as_text {
 
 serialize_as_text!(
     Addr => |a| a.0.to_string(),
-    PeerAddr => |a| a.0.to_string(),
+    PeerAddr => |a| a.to_string(),
+    SrvName => |n| n.0.clone(),
     Interval => |i| humantime::format_duration(i.0).to_string(),
     UrlPath => |p| p.0.clone(),
     Cidr => |c| c.0.to_string(),
@@ -330,6 +433,31 @@ mod tests {
             "a listener may say any address"
         );
         assert!(parse::<PeerAddr>("127.0.0.1:8001").is_ok());
+        assert_eq!(
+            parse::<PeerAddr>("Backend.Internal:8001").unwrap(),
+            PeerAddr::Host(HostPort {
+                host: "backend.internal".to_string(),
+                port: 8001
+            })
+        );
+        assert!(parse::<PeerAddr>("localhost:8001").is_ok());
+        assert!(parse::<PeerAddr>("my_service:80").is_ok());
+        assert!(parse::<PeerAddr>("localhost")
+            .unwrap_err()
+            .contains("needs a port"));
+        assert!(parse::<PeerAddr>("localhost:0")
+            .unwrap_err()
+            .contains("port 0"));
+        assert!(parse::<PeerAddr>("localhost:http").is_err());
+        assert!(parse::<PeerAddr>("127.0.0.1:99999").is_err());
+        assert!(parse::<PeerAddr>("1.2.3:80").is_err());
+        assert!(parse::<PeerAddr>("\"::1:80\"")
+            .unwrap_err()
+            .contains("brackets"));
+        assert!(parse::<PeerAddr>("-bad.example:80").is_err());
+        assert!(parse::<PeerAddr>("a..b:80").is_err());
+        assert!(parse::<SrvName>("_http._tcp.backend.example").is_ok());
+        assert!(parse::<SrvName>("\"_http._tcp. x\"").is_err());
         assert!(parse::<PeerAddr>("0.0.0.0:8001")
             .unwrap_err()
             .contains("not an address a peer can have"));

@@ -1,11 +1,10 @@
 //! The `upstreams:` section: named groups of peers, how to pick among them,
 //! and how to probe them.
 
-use super::scalar::{
-    FailCount, Interval, PeerAddr, RetryCount, StatusCode, Threshold, UrlPath, Weight,
-};
+use super::peer::PeerList;
+use super::scalar::{FailCount, Interval, RetryCount, StatusCode, Threshold, UrlPath};
 use indexmap::IndexMap;
-use serde::de::{self, value::MapAccessDeserializer, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
@@ -145,22 +144,6 @@ pub enum HashKey {
     ClientIp,
 }
 
-/// One peer: `127.0.0.1:8001` or `{ addr: ..., weight: 2, backup: true }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PeerConfig {
-    pub addr: PeerAddr,
-    #[serde(default = "unit_weight")]
-    pub weight: Weight,
-    /// Backup peers take traffic only while no primary peer is up.
-    #[serde(default)]
-    pub backup: bool,
-}
-
-fn unit_weight() -> Weight {
-    Weight(1)
-}
-
 /// The active health check of an upstream: `upstreams.<name>.health_check`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -225,79 +208,6 @@ impl<'de> Deserialize<'de> for StatusList {
             }
         }
         d.deserialize_seq(ListVisitor)
-    }
-}
-
-/// The peers of an upstream: not empty, no address twice, at least one primary.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PeerList(pub Vec<PeerConfig>);
-
-impl PeerList {
-    pub fn primaries(&self) -> impl Iterator<Item = &PeerConfig> {
-        self.0.iter().filter(|p| !p.backup)
-    }
-
-    pub fn backups(&self) -> impl Iterator<Item = &PeerConfig> {
-        self.0.iter().filter(|p| p.backup)
-    }
-}
-
-impl<'de> Deserialize<'de> for PeerList {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ListVisitor;
-        impl<'de> Visitor<'de> for ListVisitor {
-            type Value = PeerList;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of peers")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<PeerList, A::Error> {
-                let mut peers: Vec<PeerConfig> = Vec::new();
-                while let Some(peer) = seq.next_element::<PeerEntry>()? {
-                    if peers.iter().any(|p| p.addr == peer.0.addr) {
-                        let addr = peer.0.addr.0;
-                        return Err(de::Error::custom(format!("peer {addr} is listed twice")));
-                    }
-                    peers.push(peer.0);
-                }
-                if peers.is_empty() {
-                    return Err(de::Error::custom("an upstream needs at least one peer"));
-                }
-                if peers.iter().all(|p| p.backup) {
-                    return Err(de::Error::custom(
-                        "every peer is a backup; at least one must be a primary peer",
-                    ));
-                }
-                Ok(PeerList(peers))
-            }
-        }
-        d.deserialize_seq(ListVisitor)
-    }
-}
-
-/// A peer written either as a bare address or as a map.
-struct PeerEntry(PeerConfig);
-
-impl<'de> Deserialize<'de> for PeerEntry {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EntryVisitor;
-        impl<'de> Visitor<'de> for EntryVisitor {
-            type Value = PeerEntry;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a peer: `ip:port` or `{ addr: ip:port, weight: N, backup: bool }`")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<PeerEntry, E> {
-                let addr = PeerAddr::deserialize(de::value::StrDeserializer::<E>::new(v))?;
-                Ok(PeerEntry(PeerConfig {
-                    addr,
-                    weight: unit_weight(),
-                    backup: false,
-                }))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<PeerEntry, A::Error> {
-                PeerConfig::deserialize(MapAccessDeserializer::new(map)).map(PeerEntry)
-            }
-        }
-        d.deserialize_any(EntryVisitor)
     }
 }
 

@@ -12,9 +12,11 @@
 //! [`Live::current`], an atomic load and a reference count.
 //!
 //! [`probes`] runs the active health checks over whatever the current
-//! snapshot holds.
+//! snapshot holds; [`discovery`] resolves its peer names and swaps in a
+//! new snapshot when what they give changes.
 
 pub mod changes;
+pub mod discovery;
 pub mod probes;
 pub mod state_file;
 
@@ -26,6 +28,7 @@ use crate::peer::{Member, Peer};
 use crate::request::admission::Admission;
 use crate::request::forwarding::Forwarding;
 use crate::routing::Router;
+use crate::upstream::discovery::Discovered;
 use crate::upstream::{Carryover, Upstream};
 use arc_swap::ArcSwap;
 use changes::{Changes, ReloadError};
@@ -65,13 +68,31 @@ pub struct Live {
     reloads: ReloadMetrics,
     /// `server.state_file`.
     state_file: PathBuf,
+    /// The resolver of peer names (or why there is none), for the
+    /// `resolver:` settings it was made for.
+    resolver: Mutex<Option<discovery::MadeResolver>>,
+}
+
+/// What a new snapshot is built from besides its configuration.
+struct Registry {
+    carried: Carried,
+    /// What each peer name gave last.
+    discovered: Discovered,
+}
+
+impl Registry {
+    /// A snapshot of `config` with what carries over and the addresses the
+    /// names give now.
+    fn build(&mut self, config: Config) -> pingora_error::Result<Snapshot> {
+        Snapshot::build(config, &mut self.carried, &self.discovered)
+    }
 }
 
 /// Peers and upstream metrics by identity, weakly: they die with the last
 /// snapshot or request that uses them, and a change that names them again
 /// while they live gets the same object.
 #[derive(Default)]
-struct Registry {
+struct Carried {
     peers: HashMap<(String, SocketAddr), Weak<Peer>>,
     upstream_metrics: HashMap<String, Weak<UpstreamMetrics>>,
     /// Peers new to a running balancer wait for their first probe; at
@@ -81,7 +102,7 @@ struct Registry {
     saved: SavedPeers,
 }
 
-impl Carryover for Registry {
+impl Carryover for Carried {
     fn peer(&mut self, upstream: &str, addr: SocketAddr) -> Arc<Peer> {
         let key = (upstream.to_string(), addr);
         if let Some(peer) = self.peers.get(&key).and_then(Weak::upgrade) {
@@ -115,7 +136,7 @@ impl Carryover for Registry {
     }
 }
 
-impl Registry {
+impl Carried {
     /// Forget what no one uses any more.
     fn prune(&mut self) {
         self.peers.retain(|_, peer| peer.strong_count() > 0);
@@ -124,25 +145,34 @@ impl Registry {
 }
 
 impl Live {
-    /// The live configuration of a starting balancer.
+    /// The live configuration of a starting balancer, its peer names
+    /// resolved as `discovered` says ([`discovery::resolve_at_start`]).
     /// What operators said about peers (`server.state_file`) applies to
     /// those the configuration still has.
-    pub fn new(config: Config) -> pingora_error::Result<Live> {
+    pub fn new(config: Config, discovered: Discovered) -> pingora_error::Result<Live> {
         let state_file = config.server.state_file();
         let mut registry = Registry {
-            saved: state_file::read(&state_file),
-            ..Registry::default()
+            carried: Carried {
+                saved: state_file::read(&state_file),
+                ..Carried::default()
+            },
+            discovered,
         };
-        let snapshot = Snapshot::build(config, &mut registry)?;
-        registry.running = true;
-        registry.saved = SavedPeers::new();
+        let snapshot = registry.build(config)?;
+        registry.carried.running = true;
+        registry.carried.saved = SavedPeers::new();
         Ok(Live {
             current: ArcSwap::from_pointee(snapshot),
             registry: Mutex::new(registry),
             swapped: Notify::new(),
             reloads: ReloadMetrics::new(),
             state_file,
+            resolver: Mutex::new(None),
         })
+    }
+
+    fn lock_registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The snapshot to serve a request with.
@@ -171,11 +201,20 @@ impl Live {
     }
 
     fn try_apply(&self, config: Config) -> Result<Changes, ReloadError> {
-        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut registry = self.lock_registry();
         let old = self.current();
-        changes::check_restartless(&old.config, &config)?;
-        let snapshot = Snapshot::build(config, &mut *registry)
-            .map_err(|e| ReloadError::Invalid(e.to_string()))?;
+        let built = changes::check_restartless(&old.config, &config).and_then(|()| {
+            registry
+                .build(config)
+                .map_err(|e| ReloadError::Invalid(e.to_string()))
+        });
+        // Names resolved for this change (`resolve_new_names`) go with it
+        // when it is refused.
+        let kept = built
+            .as_ref()
+            .map_or(&old.config, |snapshot| &snapshot.config);
+        registry.discovered.retain(kept);
+        let snapshot = built?;
         let changes = Changes::between(&old, &snapshot);
         self.swap(snapshot, registry);
         Ok(changes)
@@ -185,7 +224,7 @@ impl Live {
     /// operators said about the peers that remain.
     fn swap(&self, snapshot: Snapshot, mut registry: std::sync::MutexGuard<'_, Registry>) {
         self.current.store(Arc::new(snapshot));
-        registry.prune();
+        registry.carried.prune();
         drop(registry);
         self.save_state();
         self.swapped.notify_waiters();
@@ -200,7 +239,7 @@ impl Live {
         addr: SocketAddr,
         state: AdminState,
     ) -> Result<AdminState, NotFound> {
-        let _serialized = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let _serialized = self.lock_registry();
         let snapshot = self.current();
         let member = snapshot.member(upstream, addr)?;
         let before = member.peer.admin_state();
@@ -219,7 +258,7 @@ impl Live {
         addr: SocketAddr,
         weight: u16,
     ) -> Result<u16, NotFound> {
-        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut registry = self.lock_registry();
         let old = self.current();
         let member = old.member(upstream, addr)?;
         let before = member.weight;
@@ -227,7 +266,7 @@ impl Live {
         member.peer.set_weight_override(
             (weight != configured).then_some(WeightOverride { configured, weight }),
         );
-        match Snapshot::build(old.config.clone(), &mut *registry) {
+        match registry.build(old.config.clone()) {
             Ok(snapshot) => self.swap(snapshot, registry),
             // The running configuration was built once already; this cannot
             // fail but for a bug, which must not take the balancer down.
@@ -273,10 +312,16 @@ impl std::fmt::Display for NotFound {
 impl std::error::Error for NotFound {}
 
 impl Snapshot {
-    fn build(config: Config, carryover: &mut dyn Carryover) -> pingora_error::Result<Snapshot> {
+    fn build(
+        config: Config,
+        carryover: &mut dyn Carryover,
+        discovered: &Discovered,
+    ) -> pingora_error::Result<Snapshot> {
         let mut upstreams = Vec::with_capacity(config.upstreams.0.len());
         for (name, upstream) in &config.upstreams.0 {
-            upstreams.push(Arc::new(Upstream::build(name, upstream, carryover)?));
+            upstreams.push(Arc::new(Upstream::build(
+                name, upstream, carryover, discovered,
+            )?));
         }
         let limits = &config.limits;
         Ok(Snapshot {

@@ -6,6 +6,8 @@
 //! status code (lazily, on the first request with that code), so the request
 //! path never formats a label or hashes a label set.
 
+pub mod dns;
+
 use pingora_error::{Error, ErrorType};
 use prometheus::{
     register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, Histogram,

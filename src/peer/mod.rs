@@ -12,7 +12,7 @@ pub mod admin;
 pub mod health;
 pub mod probe;
 
-use crate::config::{PeerConfig, UpstreamConfig};
+use crate::config::UpstreamConfig;
 use crate::metrics::PeerMetrics;
 use admin::{AdminCell, AdminState, WeightOverride};
 use health::{PeerHealth, ProbeResult, Thresholds, Transition};
@@ -191,9 +191,22 @@ impl Drop for InFlight {
     }
 }
 
+/// How the configuration lists one peer address: the entry's settings, or
+/// what its name's records say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// The name the address comes from (`host:port`, an SRV name); `None`
+    /// for an address written as such.
+    pub name: Option<Arc<str>>,
+    pub weight: u16,
+    pub backup: bool,
+}
+
 /// A peer in one snapshot of its upstream: the settings it has there.
 pub struct Member {
     pub peer: Arc<Peer>,
+    /// The name this address comes from, if any.
+    pub name: Option<Arc<str>>,
     /// Position in the upstream's [`PeerTable`] (a request's tried peers are
     /// bits by position).
     pub index: usize,
@@ -210,13 +223,8 @@ pub struct Member {
 }
 
 impl Member {
-    /// `peer` at `index`, as `config` (in the upstream `settings`) says.
-    pub fn new(
-        peer: Arc<Peer>,
-        index: usize,
-        config: &PeerConfig,
-        settings: &UpstreamConfig,
-    ) -> Self {
+    /// `peer` at `index`, as `listing` (in the upstream `settings`) says.
+    pub fn new(peer: Arc<Peer>, index: usize, listing: Listing, settings: &UpstreamConfig) -> Self {
         let mut http_peer = HttpPeer::new(peer.addr, false, String::new());
         let options = &mut http_peer.options;
         let timeouts = &settings.timeouts;
@@ -225,13 +233,14 @@ impl Member {
         options.write_timeout = Some(timeouts.write.0);
         // Idle pooled connections are closed after this.
         options.idle_timeout = Some(settings.keepalive_timeout.0);
-        let weight = WeightOverride::weight_for(peer.weight_override(), config.weight.0);
+        let weight = WeightOverride::weight_for(peer.weight_override(), listing.weight);
         Member {
             peer,
+            name: listing.name,
             index,
             weight,
-            configured_weight: config.weight.0,
-            backup: config.backup,
+            configured_weight: listing.weight,
+            backup: listing.backup,
             http_peer,
         }
     }

@@ -32,16 +32,21 @@ impl FileReload {
     }
 }
 
+#[async_trait::async_trait]
 impl Reload for FileReload {
-    /// Re-read the file and apply it; the outcome is logged and counted.
-    fn reload(&self) -> Result<Changes, ReloadError> {
+    /// Re-read the file, resolve the peer names it adds, and apply it; the
+    /// outcome is logged and counted.
+    async fn reload(&self) -> Result<Changes, ReloadError> {
         let Some(file) = &self.file else {
             let why = "the process runs the built-in configuration: there is no file to re-read";
             log::warn!("reload: {why}");
             return Err(ReloadError::Invalid(why.to_string()));
         };
         let outcome = match Config::load(Some(file)) {
-            Ok((config, _)) => self.live.apply(config),
+            Ok((config, _)) => {
+                self.live.resolve_new_names(&config).await;
+                self.live.apply(config)
+            }
             Err(e) => {
                 self.live.count_refused();
                 Err(ReloadError::Invalid(e.to_string()))

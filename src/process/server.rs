@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::http::proxy::Balancer;
 use crate::listen::drain::Draining;
 use crate::listen::guard::ConnectionGuard;
+use crate::live::discovery::{self, DiscoveryService};
 use crate::live::probes::ProbeService;
 use crate::live::Live;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
@@ -29,6 +30,9 @@ use std::time::Duration;
 /// running switchyard hands over its listening sockets.
 pub fn build(config: Config, file: Option<PathBuf>, opt: Opt) -> Result<Server> {
     let config = &config;
+    // Before the listeners of an old process (`-u`) are taken over: until
+    // they are, it still serves.
+    let (discovered, _) = discovery::resolve_at_start(config);
     let daemon = opt.daemon || config.server.daemon;
     let mut conf = config.server.to_server_conf();
     // `-d` returns once the listeners accept: Readiness sends the signal.
@@ -40,7 +44,11 @@ pub fn build(config: Config, file: Option<PathBuf>, opt: Opt) -> Result<Server> 
     // bootstrap that runs after the fork, is skipped in favour of ours.
     server.bootstrap();
 
-    let live = Arc::new(Live::new(config.clone())?);
+    let live = Arc::new(Live::new(config.clone(), discovered)?);
+    server.add_service(background_service(
+        "DNS discovery",
+        DiscoveryService::new(Arc::clone(&live)),
+    ));
     let probes = server.add_service(background_service(
         "health checks",
         ProbeService::new(Arc::clone(&live)),

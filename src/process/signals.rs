@@ -88,7 +88,7 @@ impl BackgroundService for SignalHandler {
             tokio::select! {
                 _ = hangup.recv() => {
                     log::info!("SIGHUP: reloading the configuration");
-                    let _ = self.reload.reload();
+                    let _ = self.reload.reload().await;
                 }
                 _ = user1.recv() => self.reopen_log(),
                 _ = shutdown.changed() => return,

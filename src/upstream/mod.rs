@@ -7,12 +7,14 @@
 //! outlive a change (each peer, the upstream's metric series) comes from a
 //! [`Carryover`].
 
+pub mod discovery;
 pub mod selection;
 
-use crate::config::{HashKey, PeerConfig, StatusCode, UpstreamConfig};
+use crate::config::{HashKey, PeerTarget, StatusCode, UpstreamConfig};
 use crate::metrics::UpstreamMetrics;
 use crate::peer::probe::Prober;
-use crate::peer::{Member, Peer, PeerTable};
+use crate::peer::{Listing, Member, Peer, PeerTable};
+use discovery::{Discovered, NameStatus};
 use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora_error::Result;
 use pingora_load_balancing::discovery::Static;
@@ -44,9 +46,13 @@ pub struct Upstream {
     /// Requests under this path prefix are routed here.
     pub path_prefix: String,
     pub hash_key: HashKey,
-    /// Every peer, primary and backup, in config order.
+    /// Every peer, primary and backup, in config order (a name's addresses
+    /// in the order its answer gave them).
     pub peers: PeerTable,
-    primary: PeerGroup,
+    /// The peer names of the configuration and what they give now.
+    pub names: Vec<NameStatus>,
+    /// `None` while no name gives a primary peer.
+    primary: Option<PeerGroup>,
     backup: Option<PeerGroup>,
     pub metrics: Arc<UpstreamMetrics>,
     pub policy: RequestPolicy,
@@ -82,21 +88,21 @@ impl RequestPolicy {
 }
 
 impl Upstream {
-    /// Build the upstream `name` as `config` says, its peers and metrics
-    /// taken from `carryover`.
+    /// Build the upstream `name` as `config` says, with the addresses its
+    /// names give now (`discovered`), its peers and metrics taken from
+    /// `carryover`.
     pub fn build(
         name: &str,
         config: &UpstreamConfig,
         carryover: &mut dyn Carryover,
+        discovered: &Discovered,
     ) -> Result<Upstream> {
-        let members: Vec<Arc<Member>> = config
-            .peers
-            .0
-            .iter()
+        let members: Vec<Arc<Member>> = listings(name, config, discovered)
+            .into_iter()
             .enumerate()
-            .map(|(index, p): (usize, &PeerConfig)| {
-                let peer = carryover.peer(name, p.addr.0);
-                Arc::new(Member::new(peer, index, p, config))
+            .map(|(index, (addr, listing))| {
+                let peer = carryover.peer(name, addr);
+                Arc::new(Member::new(peer, index, listing, config))
             })
             .collect();
         let peers = PeerTable::new(members);
@@ -116,13 +122,13 @@ impl Upstream {
                 selector: build_selector(config.algorithm, view),
             })
         };
-        let primary = group(false).ok_or_else(|| {
-            pingora_error::Error::explain(
-                pingora_error::ErrorType::InternalError,
-                "an upstream without primary peers passed validation",
-            )
-        })?;
+        let primary = group(false);
         let backup = group(true);
+        let names = config
+            .peers
+            .names()
+            .map(|n| discovered.status(name, n))
+            .collect();
 
         Ok(Upstream {
             name: name.to_string(),
@@ -132,6 +138,7 @@ impl Upstream {
             backup,
             metrics: carryover.upstream_metrics(name),
             prober: Prober::new(&config.health_check)?,
+            names,
             policy: RequestPolicy {
                 max_attempts: config.retries.0 + 1,
                 retry_on_status: config.retry_on_status.clone(),
@@ -156,7 +163,7 @@ impl Upstream {
             let group = if backup {
                 self.backup.as_ref()?
             } else {
-                &self.primary
+                self.primary.as_ref()?
             };
             // A scan of the group first: without an eligible peer, the
             // selector would walk its whole step budget to find none.
@@ -200,6 +207,54 @@ impl Upstream {
     pub fn backups(&self) -> impl Iterator<Item = &Arc<Member>> {
         self.peers.iter().filter(|m| m.backup)
     }
+}
+
+/// Every peer address of the upstream `upstream` (`config`) with how it is
+/// listed, in config order: an entry's address, or the addresses its name
+/// gives now. An address that several entries give is one peer; the first
+/// entry's settings apply.
+fn listings(
+    upstream: &str,
+    config: &UpstreamConfig,
+    discovered: &Discovered,
+) -> Vec<(SocketAddr, Listing)> {
+    let mut listed: Vec<(SocketAddr, Listing)> = Vec::with_capacity(config.peers.0.len());
+    let mut add = |addr: SocketAddr, listing: Listing| match listed.iter().find(|(a, _)| *a == addr)
+    {
+        None => listed.push((addr, listing)),
+        Some((_, first)) => log::warn!(
+            "upstream {upstream}: {addr} (from {}) is already a peer (from {}); \
+                 the first entry's settings apply",
+            listing.name.as_deref().unwrap_or("the peer list"),
+            first.name.as_deref().unwrap_or("the peer list"),
+        ),
+    };
+    for entry in &config.peers.0 {
+        match &entry.target {
+            PeerTarget::Ip(addr) => add(
+                *addr,
+                Listing {
+                    name: None,
+                    weight: entry.weight.0,
+                    backup: entry.backup,
+                },
+            ),
+            PeerTarget::Name(name) => {
+                let shown: Arc<str> = Arc::from(name.to_string());
+                for endpoint in discovered.endpoints(upstream, name) {
+                    add(
+                        endpoint.addr,
+                        Listing {
+                            name: Some(Arc::clone(&shown)),
+                            weight: endpoint.weight.unwrap_or(entry.weight.0),
+                            backup: entry.backup || endpoint.backup,
+                        },
+                    );
+                }
+            }
+        }
+    }
+    listed
 }
 
 fn backend_of(member: &Member) -> Backend {

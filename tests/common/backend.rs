@@ -23,8 +23,12 @@ impl Backend {
     }
 
     pub fn start_at(name: &str, port: u16, delay_ms: u64) -> Backend {
+        Backend::start_on(name, ([127, 0, 0, 1], port).into(), delay_ms)
+    }
+
+    /// Start a backend named `name` on `addr` (any loopback address).
+    pub fn start_on(name: &str, addr: SocketAddr, delay_ms: u64) -> Backend {
         let dir = tempfile::tempdir().expect("temp dir");
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let process = Process::spawn(
             Command::new(backend_bin())
                 .arg("--listen")

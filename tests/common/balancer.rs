@@ -253,6 +253,17 @@ impl Site {
         serde_json::from_str(&body).expect("/check JSON parses")
     }
 
+    /// The upstream `name` on the `/check` JSON page (null when there is
+    /// none).
+    pub fn upstream_json(&self, name: &str) -> serde_json::Value {
+        let page = self.check_json();
+        page["upstreams"]
+            .as_array()
+            .and_then(|all| all.iter().find(|u| u["name"] == name))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The state of `peer` on the text status page ("UP" or "DOWN").
     pub fn peer_state(&self, peer: SocketAddr) -> String {
         let page = self.check();

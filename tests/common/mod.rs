@@ -1,6 +1,6 @@
 //! Shared helpers of the end-to-end tests: real `switchyard` and demo
 //! backend processes on 127.0.0.1 ephemeral ports, a small HTTP client, and
-//! metric scraping. Every process is killed when its handle drops. One
+//! metric scraping, and a DNS server. Every process is killed when its handle drops. One
 //! module per job; everything is re-exported here.
 
 #![allow(dead_code, unused_imports)] // each test binary uses a different part of this module
@@ -9,6 +9,7 @@ pub mod backend;
 pub mod balancer;
 pub mod client;
 pub mod config;
+pub mod dns;
 pub mod load;
 pub mod ports;
 pub mod process;
@@ -19,6 +20,7 @@ pub use backend::Backend;
 pub use balancer::{Balancer, Daemon, Site};
 pub use client::{count, cut_off_after, exchange, get, status_line, try_get, Client};
 pub use config::{server_section, single_peer, upstream_section};
+pub use dns::DnsServer;
 pub use load::{Load, LoadReport};
 pub use ports::free_port;
 pub use process::{

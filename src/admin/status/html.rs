@@ -60,6 +60,26 @@ fn upstream_table(page: &mut String, upstream: &Upstream) {
         peer_row(page, peer);
     }
     page.push_str("</tbody></table>\n");
+    for name in &upstream.names {
+        let addresses = if name.addresses.is_empty() {
+            "no address".to_string()
+        } else {
+            let list: Vec<String> = name.addresses.iter().map(|a| a.to_string()).collect();
+            list.join(", ")
+        };
+        let error = name
+            .error
+            .as_deref()
+            .map(|e| format!(": <span class=\"error\">{}</span>", escape(e)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            page,
+            "<p class=\"name muted\" data-name=\"{name}\" data-condition=\"{condition}\">\
+             {name} gives {addresses} ({condition}{error})</p>",
+            name = escape(&name.name),
+            condition = name.condition,
+        );
+    }
 }
 
 fn peer_row(page: &mut String, peer: &PeerView<'_>) {
@@ -74,13 +94,17 @@ fn peer_row(page: &mut String, peer: &PeerView<'_>) {
         page,
         "<tr class=\"peer {state} {admin}\" data-peer=\"{address}\" data-state=\"{state}\" \
          data-admin-state=\"{admin}\">\
-         <td>{address}</td><td>{role}</td><td><span class=\"state\">{state_label}</span></td>\
+         <td>{address}{name}</td><td>{role}</td><td><span class=\"state\">{state_label}</span></td>\
          <td class=\"admin\">{admin}</td><td class=\"num\">{weight}</td><td class=\"num\">{successes}</td>\
          <td class=\"num\">{failures}</td><td>{last_probe}</td><td class=\"num\">{latency}</td>\
          <td class=\"error\">{error}</td><td class=\"error\">{down}</td>\
          <td class=\"num\">{in_flight}</td><td class=\"num\">{requests}</td></tr>",
         state = peer.state,
         address = escape(peer.address),
+        name = peer
+            .name
+            .map(|n| format!("<br><span class=\"muted\">{}</span>", escape(n)))
+            .unwrap_or_default(),
         admin = peer.admin_state,
         weight = weight(peer),
         in_flight = peer.in_flight,

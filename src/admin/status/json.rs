@@ -2,6 +2,7 @@
 //! and the admin state. The admin API's `GET /upstreams` answers the same.
 
 use super::PeerView;
+use crate::upstream::discovery::NameStatus;
 use crate::upstream::Upstream;
 use serde::Serialize;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ impl<'a> Page<'a> {
 pub struct UpstreamView<'a> {
     name: &'a str,
     peers: Vec<PeerView<'a>>,
+    /// The peer names of the configuration, with the addresses they give
+    /// now (none for a name that does not resolve).
+    names: &'a [NameStatus],
 }
 
 impl<'a> UpstreamView<'a> {
@@ -32,6 +36,7 @@ impl<'a> UpstreamView<'a> {
         UpstreamView {
             name: &upstream.name,
             peers: upstream.peers.iter().map(|p| PeerView::of(p)).collect(),
+            names: &upstream.names,
         }
     }
 }

@@ -99,6 +99,8 @@ fn shown_up(member: &Member) -> bool {
 #[derive(Serialize)]
 pub struct PeerView<'a> {
     address: &'a str,
+    /// The name (`host:port`, SRV) the address comes from, if any.
+    name: Option<&'a str>,
     backup: bool,
     /// The weight selection uses now (set through the admin API, or the
     /// configured one).
@@ -131,6 +133,7 @@ impl<'a> PeerView<'a> {
         let record = peer.health.snapshot();
         PeerView {
             address: &peer.label,
+            name: member.name.as_deref(),
             backup: member.backup,
             weight: member.weight,
             configured_weight: member.configured_weight,

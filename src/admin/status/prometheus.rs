@@ -2,7 +2,8 @@
 //! `prometheus_status_page()`, byte for byte: per peer, in config order
 //! (primaries, then backups), an `UP` and a `DOWN` series, one of them 1;
 //! then per upstream `UP`, `DOWN` and `UNKNOWN` (UP while any peer is; every
-//! switchyard upstream has a health check, so never UNKNOWN).
+//! switchyard upstream has a health check, so never UNKNOWN). A peer from
+//! a name has one more label, `hostname`, the name.
 
 use super::shown_up;
 use crate::peer::Member;
@@ -44,10 +45,15 @@ fn peers<'a>(
     for member in members {
         let up = shown_up(member);
         any_up |= up;
+        let hostname = member
+            .name
+            .as_deref()
+            .map(|name| format!(",hostname=\"{name}\""))
+            .unwrap_or_default();
         for (status, value) in [("UP", up), ("DOWN", !up)] {
             let _ = writeln!(
                 page,
-                "{METRIC}{{name=\"{upstream}\",endpoint=\"{}\",status=\"{status}\",role=\"{role}\"}} {}",
+                "{METRIC}{{name=\"{upstream}\",endpoint=\"{}\",status=\"{status}\",role=\"{role}\"{hostname}}} {}",
                 member.peer.label,
                 u8::from(value)
             );

@@ -1,5 +1,6 @@
 //! The status page in the text format of lua-resty-upstream-healthcheck's
-//! `status_page()`, byte for byte.
+//! `status_page()`, byte for byte; a peer from a name shows the name after
+//! its address: `127.0.0.2:8001 (backend:8001) UP`.
 
 use super::shown_up;
 use crate::peer::Member;
@@ -26,6 +27,9 @@ pub fn render(upstreams: &[Arc<Upstream>]) -> String {
 fn peers<'a>(page: &mut String, members: impl Iterator<Item = &'a Arc<Member>>) {
     for member in members {
         let state = if shown_up(member) { "UP" } else { "DOWN" };
-        let _ = writeln!(page, "        {} {state}", member.peer.label);
+        let _ = match &member.name {
+            None => writeln!(page, "        {} {state}", member.peer.label),
+            Some(name) => writeln!(page, "        {} ({name}) {state}", member.peer.label),
+        };
     }
 }
