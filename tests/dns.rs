@@ -127,6 +127,14 @@ fn a_name_follows_its_records_under_load_and_outlives_its_dns_server() {
     assert_eq!(report.errors, 0, "{:?}", report.samples);
     assert!(report.requests > 100, "{report:?}");
 
+    // SERVFAIL for longer than hold_removed (2 s): a failure, not "no such
+    // name": the addresses stay.
+    dns.fail("pool.test");
+    std::thread::sleep(Duration::from_millis(3500));
+    let status = name_status(&balancer, "backend");
+    assert_eq!(status["condition"], "failing", "{status}");
+    assert_eq!(status["addresses"].as_array().unwrap().len(), 2, "{status}");
+
     // The DNS server goes away: the known peers keep serving, the failures
     // are counted, the name keeps its addresses.
     dns.stop();
@@ -254,6 +262,18 @@ fn a_name_unknown_at_start_is_picked_up_and_srv_records_give_ports() {
         served.unwrap()
     );
     assert_eq!(name_status(&balancer, "late")["condition"], "resolved");
+
+    // The name is gone ("no such name"): its peer stays for hold_removed
+    // (2 s), then goes.
+    dns.set_a("late.test", &[]);
+    let vanished = Instant::now();
+    let removed = wait_until(Duration::from_secs(8), || {
+        peers_of(&balancer, "late").is_empty()
+    });
+    assert!(removed.is_some(), "{}", balancer.check());
+    let held = vanished.elapsed();
+    println!("a vanished name kept its peer for {held:.1?}");
+    assert!(held >= Duration::from_secs(2), "removed after {held:?}");
 
     // A reload that adds a name resolves it before it applies it: the
     // answer counts its peer.

@@ -20,6 +20,7 @@
 
 use super::auth::Access;
 use super::status::json;
+use crate::config::Weight;
 use crate::live::changes::{Changes, ReloadError};
 use crate::live::{Live, NotFound};
 use crate::peer::admin::AdminState;
@@ -217,17 +218,20 @@ impl AdminApi {
 
     fn set_weight(&self, client: &str, upstream: &str, addr: SocketAddr, body: &[u8]) -> Answer {
         let weight = match serde_json::from_slice::<WeightBody>(body) {
-            Ok(WeightBody { weight }) if (1..=1000).contains(&weight) => weight,
+            Ok(WeightBody { weight }) if (1..=Weight::MAX).contains(&weight) => weight,
             Ok(WeightBody { weight }) => {
                 return Answer::error(
                     StatusCode::BAD_REQUEST,
-                    format!("weight {weight} is out of range: 1 to 1000"),
+                    format!("weight {weight} is out of range: 1 to {}", Weight::MAX),
                 )
             }
             Err(e) => {
                 return Answer::error(
                     StatusCode::BAD_REQUEST,
-                    format!("expected {{\"weight\": N}} with N from 1 to 1000: {e}"),
+                    format!(
+                        "expected {{\"weight\": N}} with N from 1 to {}: {e}",
+                        Weight::MAX
+                    ),
                 )
             }
         };

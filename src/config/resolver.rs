@@ -15,7 +15,8 @@ pub struct ResolverConfig {
     /// Each name is resolved again at least this often; sooner when its
     /// records' TTL ends sooner, but never more than once a second.
     pub refresh: Interval,
-    /// How long one resolution may take.
+    /// How long one resolution of a name may take in all (its queries,
+    /// their retry, an SRV record's targets); at most 30s.
     pub timeout: Interval,
     /// Which addresses a `host:port` name gives.
     pub family: Family,
@@ -27,6 +28,12 @@ pub struct ResolverConfig {
 
 /// The shortest `refresh`: TTLs below it are not followed either.
 pub const MIN_REFRESH: Duration = Duration::from_secs(1);
+
+/// The longest `refresh` and `hold_removed`.
+const MAX_PERIOD: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest `timeout` (a start waits for it).
+const MAX_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for ResolverConfig {
     fn default() -> Self {
@@ -43,11 +50,25 @@ impl Default for ResolverConfig {
 impl ResolverConfig {
     /// What serde cannot check alone; the error starts with the key.
     pub fn check(&self) -> Result<(), String> {
-        if self.refresh.0 < MIN_REFRESH {
-            return Err(format!(
-                "refresh: {} is too often; at least 1s",
-                humantime::format_duration(self.refresh.0)
-            ));
+        let bounds = [
+            ("refresh", self.refresh.0, MIN_REFRESH, MAX_PERIOD),
+            ("timeout", self.timeout.0, Duration::ZERO, MAX_TIMEOUT),
+            (
+                "hold_removed",
+                self.hold_removed.0,
+                Duration::ZERO,
+                MAX_PERIOD,
+            ),
+        ];
+        for (key, value, min, max) in bounds {
+            if value < min || value > max {
+                return Err(format!(
+                    "{key}: {} is out of range: {} to {}",
+                    humantime::format_duration(value),
+                    humantime::format_duration(min.max(Duration::from_millis(1))),
+                    humantime::format_duration(max)
+                ));
+            }
         }
         Ok(())
     }

@@ -290,6 +290,11 @@ ranged_integer!(
     /// A peer's share of the traffic relative to its siblings.
     Weight(u16), 1..=1000, "a weight from 1 to 1000"
 );
+impl Weight {
+    /// The highest weight a peer can have.
+    pub const MAX: u16 = 1000;
+}
+
 ranged_integer!(
     /// An HTTP status code.
     StatusCode(u16), 100..=599, "an HTTP status code from 100 to 599"

@@ -30,9 +30,6 @@ pub type UpstreamName = (String, PeerName);
 /// one wakes it).
 const IDLE_LOOK: Duration = Duration::from_secs(60);
 
-/// The most a start waits for its names.
-const START_LIMIT: Duration = Duration::from_secs(30);
-
 /// The names of `config` resolved once, before the server starts; and the
 /// names that gave no address, with why, for `-t` to print.
 pub fn resolve_at_start(config: &Config) -> (Discovered, Vec<String>) {
@@ -61,10 +58,8 @@ pub fn resolve_at_start(config: &Config) -> (Discovered, Vec<String>) {
         if let Some(warning) = &warning {
             log::warn!("{warning}");
         }
-        let answers = tokio::time::timeout(START_LIMIT, resolve(resolver.as_ref(), names))
-            .await
-            .unwrap_or_default();
-        (answers, warning)
+        // Each resolution is bounded by `resolver.timeout`.
+        (resolve(resolver.as_ref(), names).await, warning)
     });
     // Nothing of the runtime may outlive this (a daemon forks next).
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -76,7 +71,7 @@ pub fn resolve_at_start(config: &Config) -> (Discovered, Vec<String>) {
     let mut warnings: Vec<String> = warning.into_iter().collect();
     for (upstream, settings) in &config.upstreams.0 {
         for name in settings.peers.names() {
-            let status = discovered.status(upstream, name);
+            let status = discovered.status(upstream, name).status();
             if status.addresses.is_empty() {
                 warnings.push(format!(
                     "upstream {upstream}: {name} gives no peer now ({}); switchyard starts without \
@@ -172,15 +167,18 @@ impl Live {
             let answers = self.resolve(&snapshot.config.resolver, due).await;
             let now = Instant::now();
             let mut registry = self.lock_registry();
-            let settings = &snapshot.config.resolver;
+            // A reload may have swapped meanwhile: build on what runs now,
+            // and drop the answers for names it no longer has.
+            let current = self.current();
+            let settings = &current.config.resolver;
             let mut changed = false;
             for ((upstream, name), answer) in answers {
-                changed |= registry
-                    .discovered
-                    .record_answer(&upstream, &name, answer, now, settings);
+                if Discovered::has(&current.config, &upstream, &name) {
+                    changed |= registry
+                        .discovered
+                        .record_answer(&upstream, &name, answer, now, settings);
+                }
             }
-            // A reload may have swapped meanwhile: build on what runs now.
-            let current = self.current();
             if changed {
                 match registry.build(current.config.clone()) {
                     Ok(next) => {
@@ -197,9 +195,10 @@ impl Live {
             }
         }
         drop(snapshot);
+        let current = self.current();
         self.lock_registry()
             .discovered
-            .next_due()
+            .next_due(&current.config)
             .unwrap_or_else(|| Instant::now() + IDLE_LOOK)
     }
 }
@@ -225,10 +224,15 @@ impl DiscoveryService {
 impl BackgroundService for DiscoveryService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         loop {
+            // Listening for swaps before the round: one that happens while
+            // it runs (a reload adding a name) still wakes the next.
+            let swapped = self.live.swapped();
+            tokio::pin!(swapped);
+            swapped.as_mut().enable();
             let next = self.live.discover().await;
             tokio::select! {
                 _ = tokio::time::sleep_until(next.into()) => {}
-                _ = self.live.swapped() => {}
+                _ = swapped => {}
                 _ = shutdown.changed() => return,
             }
         }

@@ -33,7 +33,7 @@ use crate::upstream::{Carryover, Upstream};
 use arc_swap::ArcSwap;
 use changes::{Changes, ReloadError};
 use state_file::SavedPeers;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -84,7 +84,10 @@ impl Registry {
     /// A snapshot of `config` with what carries over and the addresses the
     /// names give now.
     fn build(&mut self, config: Config) -> pingora_error::Result<Snapshot> {
-        Snapshot::build(config, &mut self.carried, &self.discovered)
+        self.carried.begin_build();
+        let built = Snapshot::build(config, &mut self.carried, &self.discovered);
+        self.carried.end_build();
+        built
     }
 }
 
@@ -100,9 +103,19 @@ struct Carried {
     running: bool,
     /// What the state file said at startup.
     saved: SavedPeers,
+    /// The warnings of the last build, and of the one being made.
+    warned: HashSet<String>,
+    warning: HashSet<String>,
 }
 
 impl Carryover for Carried {
+    fn warn(&mut self, warning: String) {
+        if !self.warned.contains(&warning) {
+            log::warn!("{warning}");
+        }
+        self.warning.insert(warning);
+    }
+
     fn peer(&mut self, upstream: &str, addr: SocketAddr) -> Arc<Peer> {
         let key = (upstream.to_string(), addr);
         if let Some(peer) = self.peers.get(&key).and_then(Weak::upgrade) {
@@ -137,6 +150,16 @@ impl Carryover for Carried {
 }
 
 impl Carried {
+    /// Start a build: its warnings are compared with the last one's.
+    fn begin_build(&mut self) {
+        self.warning.clear();
+    }
+
+    /// End a build: its warnings are the last build's now.
+    fn end_build(&mut self) {
+        std::mem::swap(&mut self.warned, &mut self.warning);
+    }
+
     /// Forget what no one uses any more.
     fn prune(&mut self) {
         self.peers.retain(|_, peer| peer.strong_count() > 0);
@@ -181,9 +204,10 @@ impl Live {
         self.current.load_full()
     }
 
-    /// Resolves at the next swap.
-    pub async fn swapped(&self) {
-        self.swapped.notified().await
+    /// A future that resolves at the next swap (from when it is first
+    /// polled, or `enable`d).
+    pub fn swapped(&self) -> tokio::sync::futures::Notified<'_> {
+        self.swapped.notified()
     }
 
     /// Apply `config`: everything in it that can change while running, or

@@ -14,7 +14,7 @@ use crate::config::{HashKey, PeerTarget, StatusCode, UpstreamConfig};
 use crate::metrics::UpstreamMetrics;
 use crate::peer::probe::Prober;
 use crate::peer::{Listing, Member, Peer, PeerTable};
-use discovery::{Discovered, NameStatus};
+use discovery::{Discovered, NameCell};
 use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora_error::Result;
 use pingora_load_balancing::discovery::Static;
@@ -33,6 +33,9 @@ pub trait Carryover {
     fn peer(&mut self, upstream: &str, addr: SocketAddr) -> Arc<Peer>;
     /// The metric handles of `upstream`: the existing ones, or new ones.
     fn upstream_metrics(&mut self, upstream: &str) -> Arc<UpstreamMetrics>;
+    /// Log `warning` about the configuration being built, unless the build
+    /// before said it too (rebuilds are many; a warning is said once).
+    fn warn(&mut self, warning: String);
 }
 
 /// One group of peers (the primaries, or the backups) and its selector.
@@ -49,8 +52,8 @@ pub struct Upstream {
     /// Every peer, primary and backup, in config order (a name's addresses
     /// in the order its answer gave them).
     pub peers: PeerTable,
-    /// The peer names of the configuration and what they give now.
-    pub names: Vec<NameStatus>,
+    /// The peer names of the configuration and how they stand (live).
+    pub names: Vec<Arc<NameCell>>,
     /// `None` while no name gives a primary peer.
     primary: Option<PeerGroup>,
     backup: Option<PeerGroup>,
@@ -97,7 +100,11 @@ impl Upstream {
         carryover: &mut dyn Carryover,
         discovered: &Discovered,
     ) -> Result<Upstream> {
-        let members: Vec<Arc<Member>> = listings(name, config, discovered)
+        let (listed, duplicates) = listings(name, config, discovered);
+        for duplicate in duplicates {
+            carryover.warn(duplicate);
+        }
+        let members: Vec<Arc<Member>> = listed
             .into_iter()
             .enumerate()
             .map(|(index, (addr, listing))| {
@@ -212,22 +219,23 @@ impl Upstream {
 /// Every peer address of the upstream `upstream` (`config`) with how it is
 /// listed, in config order: an entry's address, or the addresses its name
 /// gives now. An address that several entries give is one peer; the first
-/// entry's settings apply.
+/// entry's settings apply (the warnings say so).
 fn listings(
     upstream: &str,
     config: &UpstreamConfig,
     discovered: &Discovered,
-) -> Vec<(SocketAddr, Listing)> {
+) -> (Vec<(SocketAddr, Listing)>, Vec<String>) {
     let mut listed: Vec<(SocketAddr, Listing)> = Vec::with_capacity(config.peers.0.len());
+    let mut duplicates = Vec::new();
     let mut add = |addr: SocketAddr, listing: Listing| match listed.iter().find(|(a, _)| *a == addr)
     {
         None => listed.push((addr, listing)),
-        Some((_, first)) => log::warn!(
+        Some((_, first)) => duplicates.push(format!(
             "upstream {upstream}: {addr} (from {}) is already a peer (from {}); \
                  the first entry's settings apply",
             listing.name.as_deref().unwrap_or("the peer list"),
             first.name.as_deref().unwrap_or("the peer list"),
-        ),
+        )),
     };
     for entry in &config.peers.0 {
         match &entry.target {
@@ -254,7 +262,7 @@ fn listings(
             }
         }
     }
-    listed
+    (listed, duplicates)
 }
 
 fn backend_of(member: &Member) -> Backend {

@@ -1,12 +1,13 @@
 //! A DNS server under the test's control, on a loopback UDP port: it
 //! answers A and SRV queries from records the test changes while it runs
-//! (`NXDOMAIN` for names it has none of), and can be stopped. Messages are
+//! (`NXDOMAIN` for names it has none of, SERVFAIL for names told to fail),
+//! and can be stopped. Messages are
 //! read and written with `hickory-proto`.
 
 use hickory_proto::op::{Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::{A, SRV};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,8 @@ pub type SrvRecord = (u16, u16, u16, &'static str);
 struct Zone {
     a: HashMap<String, Vec<Ipv4Addr>>,
     srv: HashMap<String, Vec<SrvRecord>>,
+    /// Names answered with SERVFAIL, whatever their records.
+    failing: HashSet<String>,
 }
 
 /// A running DNS server; stopped on drop.
@@ -61,7 +64,14 @@ impl DnsServer {
             .iter()
             .map(|ip| ip.parse().expect("an IPv4 address"))
             .collect();
-        self.zone().a.insert(key(name), ips);
+        let mut zone = self.zone();
+        zone.failing.remove(&key(name));
+        zone.a.insert(key(name), ips);
+    }
+
+    /// Answer A and SRV queries for `name` with SERVFAIL (until `set_a`).
+    pub fn fail(&self, name: &str) {
+        self.zone().failing.insert(key(name));
     }
 
     /// `name` has exactly the SRV records `records` from now on.
@@ -125,6 +135,12 @@ fn respond(query: &Message, zone: &Zone) -> Message {
     for question in &query.queries {
         answer.add_query(question.clone());
         let name = key(&question.name().to_ascii());
+        // AAAA queries of a failing name still get their (empty) answer,
+        // as an IPv4-only name's do when only its A records break.
+        if zone.failing.contains(&name) && question.query_type() != RecordType::AAAA {
+            answer.metadata.response_code = ResponseCode::ServFail;
+            return answer;
+        }
         let a = zone.a.get(&name).filter(|ips| !ips.is_empty());
         let srv = zone.srv.get(&name).filter(|records| !records.is_empty());
         known |= a.is_some() || srv.is_some();

@@ -60,7 +60,7 @@ fn upstream_table(page: &mut String, upstream: &Upstream) {
         peer_row(page, peer);
     }
     page.push_str("</tbody></table>\n");
-    for name in &upstream.names {
+    for name in upstream.names.iter().map(|n| n.status()) {
         let addresses = if name.addresses.is_empty() {
             "no address".to_string()
         } else {

@@ -28,7 +28,7 @@ pub struct UpstreamView<'a> {
     peers: Vec<PeerView<'a>>,
     /// The peer names of the configuration, with the addresses they give
     /// now (none for a name that does not resolve).
-    names: &'a [NameStatus],
+    names: Vec<NameStatus>,
 }
 
 impl<'a> UpstreamView<'a> {
@@ -36,7 +36,7 @@ impl<'a> UpstreamView<'a> {
         UpstreamView {
             name: &upstream.name,
             peers: upstream.peers.iter().map(|p| PeerView::of(p)).collect(),
-            names: &upstream.names,
+            names: upstream.names.iter().map(|n| n.status()).collect(),
         }
     }
 }

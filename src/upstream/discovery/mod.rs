@@ -9,14 +9,18 @@
 //! after `resolver.hold_removed` of answers that say the name has no
 //! records, so that one bad answer does not empty an upstream. Each change
 //! of condition is logged once, not per attempt. A new snapshot is built
-//! from these addresses whenever they (or a name's condition) change.
+//! only when a name's addresses change; how each name stands (its
+//! condition, its last error) is kept in a [`NameCell`] the snapshots share,
+//! updated in place.
 
 pub mod dns;
 
 use crate::config::{Config, PeerName, ResolverConfig, MIN_REFRESH};
 use crate::metrics::dns::{DnsMetrics, ResolutionResult};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// One address a name gave.
@@ -44,48 +48,31 @@ pub enum Answer {
 }
 
 /// How a name stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Condition {
     /// Not asked yet.
     Pending,
     /// Its last answer gave addresses.
     Resolved,
     /// Its last resolution got no usable answer.
-    Failing(String),
-    /// Answers say it has no records, since `since`.
-    NotFound { error: String, since: Instant },
+    Failing,
+    /// Its last answer said it has no records.
+    NotFound,
 }
 
 impl Condition {
-    fn label(&self) -> &'static str {
+    fn label(self) -> &'static str {
         match self {
             Condition::Pending => "pending",
             Condition::Resolved => "resolved",
-            Condition::Failing(_) => "failing",
-            Condition::NotFound { .. } => "not_found",
+            Condition::Failing => "failing",
+            Condition::NotFound => "not_found",
         }
     }
-
-    fn error(&self) -> Option<&str> {
-        match self {
-            Condition::Failing(error) | Condition::NotFound { error, .. } => Some(error),
-            Condition::Pending | Condition::Resolved => None,
-        }
-    }
-}
-
-/// What is known of one name of one upstream.
-struct NameRecord {
-    /// The addresses it stands for now.
-    endpoints: Vec<Endpoint>,
-    condition: Condition,
-    /// When to resolve it again.
-    next: Instant,
-    metrics: DnsMetrics,
 }
 
 /// A name as the status page and the admin API show it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NameStatus {
     /// As written: `host:port`, or the SRV name.
     pub name: String,
@@ -96,6 +83,50 @@ pub struct NameStatus {
     pub condition: &'static str,
     /// Why the last resolution gave no addresses.
     pub error: Option<String>,
+}
+
+/// How one name stands now, shared by every snapshot that shows it and
+/// updated in place by each answer (a changed condition or error needs no
+/// new snapshot).
+#[derive(Debug)]
+pub struct NameCell(Mutex<NameStatus>);
+
+impl NameCell {
+    fn new(name: &PeerName) -> Self {
+        NameCell(Mutex::new(NameStatus {
+            name: name.to_string(),
+            addresses: Vec::new(),
+            condition: Condition::Pending.label(),
+            error: None,
+        }))
+    }
+
+    /// How the name stands now.
+    pub fn status(&self) -> NameStatus {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, endpoints: &[Endpoint], condition: Condition, error: Option<String>) {
+        let mut status = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        status.addresses = endpoints.iter().map(|e| e.addr).collect();
+        status.condition = condition.label();
+        status.error = error;
+    }
+}
+
+/// What is known of one name of one upstream.
+struct NameRecord {
+    /// The addresses it stands for now, in address order (round-robin DNS
+    /// servers rotate their answers; the order means nothing).
+    endpoints: Vec<Endpoint>,
+    condition: Condition,
+    /// Since when answers have said the name has no records (failures in
+    /// between do not reset it; addresses do).
+    not_found_since: Option<Instant>,
+    /// When to resolve it again.
+    next: Instant,
+    shown: Arc<NameCell>,
+    metrics: DnsMetrics,
 }
 
 /// The names of every upstream and what they gave.
@@ -112,15 +143,11 @@ impl Discovered {
             .map_or(&[], |record| record.endpoints.as_slice())
     }
 
-    /// How `name` of `upstream` stands, for the status views.
-    pub fn status(&self, upstream: &str, name: &PeerName) -> NameStatus {
-        let record = self.record(upstream, name);
-        NameStatus {
-            name: name.to_string(),
-            addresses: record
-                .map_or_else(Vec::new, |r| r.endpoints.iter().map(|e| e.addr).collect()),
-            condition: record.map_or("pending", |r| r.condition.label()),
-            error: record.and_then(|r| r.condition.error().map(str::to_string)),
+    /// How `name` of `upstream` stands, live.
+    pub fn status(&self, upstream: &str, name: &PeerName) -> Arc<NameCell> {
+        match self.record(upstream, name) {
+            Some(record) => Arc::clone(&record.shown),
+            None => Arc::new(NameCell::new(name)),
         }
     }
 
@@ -148,12 +175,18 @@ impl Discovered {
             .collect()
     }
 
-    /// When the next name is due, if any is known.
-    pub fn next_due(&self) -> Option<Instant> {
-        self.upstreams
-            .values()
-            .flat_map(HashMap::values)
-            .map(|record| record.next)
+    /// Whether `config` has `name` in `upstream`.
+    pub fn has(config: &Config, upstream: &str, name: &PeerName) -> bool {
+        names_of(config).any(|(u, n)| u == upstream && n == name)
+    }
+
+    /// When the next name of `config` is due, if it has any.
+    pub fn next_due(&self, config: &Config) -> Option<Instant> {
+        names_of(config)
+            .map(|(upstream, name)| {
+                self.record(upstream, name)
+                    .map_or_else(Instant::now, |r| r.next)
+            })
             .min()
     }
 
@@ -168,8 +201,9 @@ impl Discovered {
         });
     }
 
-    /// Take `answer` for `name` of `upstream`, got at `now`; whether what
-    /// the name stands for (its addresses or its condition) changed.
+    /// Take `answer` for `name` of `upstream`, got at `now`; whether the
+    /// addresses the name stands for changed (or it is new), which takes a
+    /// new snapshot.
     pub fn record_answer(
         &mut self,
         upstream: &str,
@@ -178,49 +212,60 @@ impl Discovered {
         now: Instant,
         settings: &ResolverConfig,
     ) -> bool {
-        let record = self
-            .upstreams
-            .entry(upstream.to_string())
-            .or_default()
-            .entry(name.clone())
-            .or_insert_with(|| NameRecord {
-                endpoints: Vec::new(),
-                condition: Condition::Pending,
-                next: now,
-                metrics: DnsMetrics::new(upstream, &name.to_string()),
-            });
+        let names = self.upstreams.entry(upstream.to_string()).or_default();
+        let new = !names.contains_key(name);
+        let record = names.entry(name.clone()).or_insert_with(|| NameRecord {
+            endpoints: Vec::new(),
+            condition: Condition::Pending,
+            not_found_since: None,
+            next: now,
+            shown: Arc::new(NameCell::new(name)),
+            metrics: DnsMetrics::new(upstream, &name.to_string()),
+        });
+        let before = record.endpoints.clone();
+        record.take(upstream, name, answer, now, settings);
+        record.metrics.set_addresses(record.endpoints.len());
+        new || record.endpoints != before
+    }
+}
+
+impl NameRecord {
+    fn take(
+        &mut self,
+        upstream: &str,
+        name: &PeerName,
+        answer: Answer,
+        now: Instant,
+        settings: &ResolverConfig,
+    ) {
         let refresh = settings.refresh.0;
-        let before = (record.endpoints.clone(), record.condition.label());
-        let about = || format!("upstream {upstream}: {name}");
-        match answer {
+        let every = humantime::format_duration(refresh);
+        let about = format!("upstream {upstream}: {name}");
+        let (condition, error) = match answer {
             Answer::Found {
                 mut endpoints,
                 expires,
             } if !endpoints.is_empty() => {
-                record.metrics.count(ResolutionResult::Success);
-                let mut seen = Vec::with_capacity(endpoints.len());
-                endpoints.retain(|e| {
-                    let new = !seen.contains(&e.addr);
-                    seen.push(e.addr);
-                    new
-                });
+                self.metrics.count(ResolutionResult::Success);
+                endpoints.sort_by_key(|e| e.addr);
+                endpoints.dedup_by_key(|e| e.addr);
                 let ttl = expires.saturating_duration_since(now);
-                record.next = now + ttl.clamp(MIN_REFRESH, refresh.max(MIN_REFRESH));
-                if endpoints != record.endpoints {
+                self.next = now + ttl.clamp(MIN_REFRESH, refresh.max(MIN_REFRESH));
+                if endpoints != self.endpoints {
                     log::info!(
-                        "{}: resolves to {} (was {})",
-                        about(),
+                        "{about}: resolves to {} (was {})",
                         list(&endpoints),
-                        list(&record.endpoints)
+                        list(&self.endpoints)
                     );
-                } else if record.condition != Condition::Resolved {
-                    log::info!("{}: resolves again, to {}", about(), list(&endpoints));
+                } else if self.condition != Condition::Resolved {
+                    log::info!("{about}: resolves again, to {}", list(&endpoints));
                 }
-                record.endpoints = endpoints;
-                record.condition = Condition::Resolved;
+                self.endpoints = endpoints;
+                self.not_found_since = None;
+                (Condition::Resolved, None)
             }
             Answer::Found { .. } => {
-                return self.record_answer(
+                return self.take(
                     upstream,
                     name,
                     Answer::NotFound("no addresses".to_string()),
@@ -229,59 +274,50 @@ impl Discovered {
                 );
             }
             Answer::Failed(error) => {
-                record.metrics.count(ResolutionResult::Failure);
-                record.next = now + refresh;
-                if !matches!(record.condition, Condition::Failing(_)) {
+                self.metrics.count(ResolutionResult::Failure);
+                self.next = now + refresh;
+                if self.condition != Condition::Failing {
                     log::warn!(
-                        "{}: cannot resolve it ({error}); {}; trying again every {}",
-                        about(),
-                        kept(&record.endpoints),
-                        humantime::format_duration(refresh)
+                        "{about}: cannot resolve it ({error}); {}; trying again every {every}",
+                        kept(&self.endpoints)
                     );
                 }
-                record.condition = Condition::Failing(error);
+                (Condition::Failing, Some(error))
             }
             Answer::NotFound(error) => {
-                record.metrics.count(ResolutionResult::NotFound);
-                let since = match record.condition {
-                    Condition::NotFound { since, .. } => since,
-                    _ => {
-                        log::warn!(
-                            "{}: {error}; {}; trying again every {}",
-                            about(),
-                            if record.endpoints.is_empty() {
-                                "no peers from it".to_string()
-                            } else {
-                                format!(
-                                    "its addresses stay unless that lasts {}",
-                                    humantime::format_duration(settings.hold_removed.0)
-                                )
-                            },
-                            humantime::format_duration(refresh)
-                        );
-                        now
-                    }
-                };
-                let remove_at = since + settings.hold_removed.0;
-                if now >= remove_at && !record.endpoints.is_empty() {
-                    log::warn!(
-                        "{}: {error} for {}: its peers {} are removed",
-                        about(),
-                        humantime::format_duration(settings.hold_removed.0),
-                        list(&record.endpoints)
-                    );
-                    record.endpoints.clear();
+                self.metrics.count(ResolutionResult::NotFound);
+                let hold = settings.hold_removed.0;
+                let since = *self.not_found_since.get_or_insert(now);
+                let remove_at = since + hold;
+                if self.condition != Condition::NotFound {
+                    let outlook = if self.endpoints.is_empty() {
+                        "no peers from it".to_string()
+                    } else {
+                        format!(
+                            "its addresses stay unless that lasts {}",
+                            humantime::format_duration(hold)
+                        )
+                    };
+                    log::warn!("{about}: {error}; {outlook}; trying again every {every}");
                 }
-                record.next = if record.endpoints.is_empty() || remove_at <= now {
+                if now >= remove_at && !self.endpoints.is_empty() {
+                    log::warn!(
+                        "{about}: {error} for {}: its peers {} are removed",
+                        humantime::format_duration(hold),
+                        list(&self.endpoints)
+                    );
+                    self.endpoints.clear();
+                }
+                self.next = if self.endpoints.is_empty() {
                     now + refresh
                 } else {
                     (now + refresh).min(remove_at)
                 };
-                record.condition = Condition::NotFound { error, since };
+                (Condition::NotFound, Some(error))
             }
-        }
-        record.metrics.set_addresses(record.endpoints.len());
-        (record.endpoints.clone(), record.condition.label()) != before
+        };
+        self.condition = condition;
+        self.shown.set(&self.endpoints, condition, error);
     }
 }
 
@@ -326,7 +362,53 @@ mod tests {
         })
     }
 
-    fn found(at: Instant, addrs: &[&str]) -> Answer {
+    /// One name of upstream `u`, default `resolver:` settings (refresh 5s,
+    /// hold_removed 30s), answers given at seconds after `t0`.
+    struct Name {
+        d: Discovered,
+        settings: ResolverConfig,
+        t0: Instant,
+    }
+
+    impl Name {
+        fn new() -> Self {
+            Name {
+                d: Discovered::default(),
+                settings: ResolverConfig::default(),
+                t0: Instant::now(),
+            }
+        }
+
+        fn at(&self, seconds: u64) -> Instant {
+            self.t0 + Duration::from_secs(seconds)
+        }
+
+        /// Whether the answer takes a new snapshot.
+        fn answer(&mut self, seconds: u64, answer: Answer) -> bool {
+            let at = self.at(seconds);
+            self.d
+                .record_answer("u", &name(), answer, at, &self.settings)
+        }
+
+        fn found(&mut self, seconds: u64, addrs: &[&str]) -> bool {
+            let expires = self.at(seconds + 60);
+            self.answer(seconds, found(expires, addrs))
+        }
+
+        fn addrs(&self) -> Vec<String> {
+            self.d
+                .endpoints("u", &name())
+                .iter()
+                .map(|e| e.addr.to_string())
+                .collect()
+        }
+
+        fn next(&self) -> Instant {
+            self.d.record("u", &name()).unwrap().next
+        }
+    }
+
+    fn found(expires: Instant, addrs: &[&str]) -> Answer {
         Answer::Found {
             endpoints: addrs
                 .iter()
@@ -336,119 +418,88 @@ mod tests {
                     backup: false,
                 })
                 .collect(),
-            expires: at + Duration::from_secs(60),
+            expires,
         }
     }
 
-    fn addrs(d: &Discovered) -> Vec<String> {
-        d.endpoints("u", &name())
-            .iter()
-            .map(|e| e.addr.to_string())
-            .collect()
+    fn nx() -> Answer {
+        Answer::NotFound("no such name".into())
     }
 
     #[test]
     fn failures_keep_the_last_known_addresses_for_ever() {
-        let settings = ResolverConfig::default();
-        let mut d = Discovered::default();
-        let t0 = Instant::now();
-        assert!(d.record_answer("u", &name(), found(t0, &["127.0.0.2:80"]), t0, &settings));
+        let mut n = Name::new();
+        assert!(n.found(0, &["127.0.0.2:80"]));
         for minutes in 1..10 {
-            let at = t0 + Duration::from_secs(60 * minutes);
-            let changed = d.record_answer(
-                "u",
-                &name(),
-                Answer::Failed("timeout".into()),
-                at,
-                &settings,
+            let failed = Answer::Failed(format!("timeout {minutes}"));
+            assert!(
+                !n.answer(60 * minutes, failed),
+                "the addresses stay: no new snapshot"
             );
-            assert_eq!(changed, minutes == 1, "only the change of condition counts");
-            assert_eq!(addrs(&d), ["127.0.0.2:80"]);
+            assert_eq!(n.addrs(), ["127.0.0.2:80"]);
         }
-        assert_eq!(d.status("u", &name()).condition, "failing");
+        let status = n.d.status("u", &name()).status();
+        assert_eq!(status.condition, "failing");
+        assert_eq!(
+            status.error.as_deref(),
+            Some("timeout 9"),
+            "the last error shows"
+        );
     }
 
     #[test]
     fn no_such_name_empties_a_name_only_after_hold_removed() {
-        let settings = ResolverConfig::default(); // hold_removed: 30s
-        let mut d = Discovered::default();
-        let t0 = Instant::now();
-        d.record_answer(
-            "u",
-            &name(),
-            found(t0, &["127.0.0.2:80", "127.0.0.3:80"]),
-            t0,
-            &settings,
-        );
-        let nx = || Answer::NotFound("no such name".into());
-        d.record_answer("u", &name(), nx(), t0 + Duration::from_secs(5), &settings);
-        d.record_answer("u", &name(), nx(), t0 + Duration::from_secs(30), &settings);
+        let mut n = Name::new();
+        n.found(0, &["127.0.0.2:80", "127.0.0.3:80"]);
+        n.answer(5, nx());
+        n.answer(30, nx());
         assert_eq!(
-            addrs(&d).len(),
+            n.addrs().len(),
             2,
             "held for 30 s from the first such answer"
         );
-        assert!(d.record_answer("u", &name(), nx(), t0 + Duration::from_secs(35), &settings));
-        assert!(addrs(&d).is_empty());
+        assert!(n.answer(35, nx()));
+        assert!(n.addrs().is_empty());
 
         // An answer in between starts the hold again.
-        d.record_answer(
-            "u",
-            &name(),
-            found(t0, &["127.0.0.2:80"]),
-            t0 + Duration::from_secs(40),
-            &settings,
-        );
-        d.record_answer("u", &name(), nx(), t0 + Duration::from_secs(45), &settings);
-        d.record_answer("u", &name(), nx(), t0 + Duration::from_secs(70), &settings);
-        assert_eq!(addrs(&d), ["127.0.0.2:80"]);
+        n.found(40, &["127.0.0.2:80"]);
+        n.answer(45, nx());
+        n.answer(70, nx());
+        assert_eq!(n.addrs(), ["127.0.0.2:80"]);
+    }
+
+    #[test]
+    fn failures_between_no_such_name_answers_do_not_restart_the_hold() {
+        let mut n = Name::new();
+        n.found(0, &["127.0.0.2:80"]);
+        n.answer(5, nx());
+        n.answer(20, Answer::Failed("timeout".into()));
+        assert!(n.answer(36, nx()));
+        assert!(n.addrs().is_empty());
     }
 
     #[test]
     fn the_next_resolution_follows_the_ttl_within_one_second_and_refresh() {
-        let settings = ResolverConfig::default(); // refresh: 5s
-        let mut d = Discovered::default();
-        let t0 = Instant::now();
-        let with_ttl = |ttl| Answer::Found {
-            endpoints: vec![Endpoint {
-                addr: "127.0.0.2:80".parse().unwrap(),
-                weight: None,
-                backup: false,
-            }],
-            expires: t0 + ttl,
-        };
-        d.record_answer(
-            "u",
-            &name(),
-            with_ttl(Duration::from_secs(300)),
-            t0,
-            &settings,
-        );
-        assert_eq!(d.next_due(), Some(t0 + Duration::from_secs(5)));
-        d.record_answer(
-            "u",
-            &name(),
-            with_ttl(Duration::from_secs(2)),
-            t0,
-            &settings,
-        );
-        assert_eq!(d.next_due(), Some(t0 + Duration::from_secs(2)));
-        d.record_answer("u", &name(), with_ttl(Duration::ZERO), t0, &settings);
-        assert_eq!(d.next_due(), Some(t0 + Duration::from_secs(1)));
+        let mut n = Name::new();
+        for (ttl, next) in [(300, 5), (2, 2), (0, 1)] {
+            let expires = n.at(ttl);
+            n.answer(0, found(expires, &["127.0.0.2:80"]));
+            assert_eq!(n.next(), n.at(next), "TTL {ttl} s");
+        }
+    }
+
+    #[test]
+    fn a_rotated_answer_is_no_change() {
+        let mut n = Name::new();
+        n.found(0, &["127.0.0.3:80", "127.0.0.2:80"]);
+        assert!(!n.found(1, &["127.0.0.2:80", "127.0.0.3:80"]));
+        assert_eq!(n.addrs(), ["127.0.0.2:80", "127.0.0.3:80"]);
     }
 
     #[test]
     fn an_address_given_twice_is_one_endpoint() {
-        let settings = ResolverConfig::default();
-        let mut d = Discovered::default();
-        let t0 = Instant::now();
-        d.record_answer(
-            "u",
-            &name(),
-            found(t0, &["127.0.0.2:80", "127.0.0.2:80"]),
-            t0,
-            &settings,
-        );
-        assert_eq!(addrs(&d), ["127.0.0.2:80"]);
+        let mut n = Name::new();
+        n.found(0, &["127.0.0.2:80", "127.0.0.2:80"]);
+        assert_eq!(n.addrs(), ["127.0.0.2:80"]);
     }
 }
