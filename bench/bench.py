@@ -173,6 +173,17 @@ backend be
 """
 
 
+def twenty_routes():
+    """`routes:` with 19 routes a benchmark request does not match, then one
+    that takes everything to the upstream `backend`."""
+    lines = ["routes:"]
+    for i in range(19):
+        match = [f"path_prefix: /service{i}/", f"host: api{i}.example.com", f"headers: {{ x-tenant: t{i} }}"][i % 3]
+        lines.append(f"  - {{ match: {{ {match} }}, upstream: backend }}")
+    lines.append("  - upstream: backend")
+    return "\n".join(lines) + "\n"
+
+
 def balancer_commands(workdir, tag, backends, workers, check_path, under_valgrind=False):
     """How to run nginx, HAProxy, switchyard (and the minimal Pingora
     balancer) over `backends`, each on a port of its own: name -> (port, argv)."""
@@ -191,6 +202,14 @@ def balancer_commands(workdir, tag, backends, workers, check_path, under_valgrin
     conf.write_text(switchyard_config(workdir / tag, port, free_port(), backends, workers, check_path,
                                       extra="limits: { max_connections: 19000 }\n"))
     commands["switchyard"] = (port, [str(SWITCHYARD), "-c", str(conf)])
+    if under_valgrind:
+        # The cost of routing: the same, behind 19 routes that do not match
+        # (path prefixes, hosts, headers) and a last one that does.
+        port = free_port()
+        conf = workdir / f"switchyard-routes-{tag}.yaml"
+        conf.write_text(switchyard_config(workdir / tag, port, free_port(), backends, workers, check_path,
+                                          extra="limits: { max_connections: 19000 }\n" + twenty_routes()))
+        commands["switchyard-20-routes"] = (port, [str(SWITCHYARD), "-c", str(conf)])
     if MINIMAL.exists():
         port = free_port()
         peers = [f"127.0.0.1:{p}" for p in backends]

@@ -42,7 +42,12 @@ fn main() -> ExitCode {
         // keeps trying them. The lines below say so once, not the log.
         log::set_max_level(log::LevelFilter::Off);
         let (_, unresolved) = discovery::resolve_at_start(&config);
-        for warning in open_files_warning.iter().chain(&unresolved) {
+        let config_warnings = config.warnings();
+        for warning in open_files_warning
+            .iter()
+            .chain(&unresolved)
+            .chain(&config_warnings)
+        {
             eprintln!("switchyard: warning: {warning}");
         }
         println!("switchyard: configuration file {source} test is successful");

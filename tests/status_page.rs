@@ -160,7 +160,7 @@ fn unrouted_paths_get_a_404_not_a_crash() {
     let balancer = Balancer::start(&upstream);
     let (status, body) = common::get(&balancer.url("/elsewhere"));
     assert_eq!(status, 404);
-    assert_eq!(body, "404 Not Found: no upstream serves this path\n");
+    assert_eq!(body, "404 Not Found: no route serves this request\n");
     assert_eq!(common::get(&balancer.url("/api/data")).0, 200);
 }
 

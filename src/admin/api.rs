@@ -10,6 +10,7 @@
 //! | `POST /upstreams/{upstream}/peers/{address}/enable` | back in rotation |
 //! | `PUT /upstreams/{upstream}/peers/{address}/weight` | `{"weight": N}` (1 to 1000), from the next request |
 //! | `POST /reload` | what SIGHUP does, answering with the outcome |
+//! | `GET /routes` | the routes, in the order they are tried, with their names |
 //! | `GET /config` | the running configuration, defaults filled in, as YAML |
 //!
 //! Changes go through [`Live`], which builds the next snapshot and saves
@@ -101,6 +102,7 @@ enum Route {
     SetAdminState(String, SocketAddr, AdminState),
     SetWeight(String, SocketAddr),
     Reload,
+    Routes,
     Config,
 }
 
@@ -139,7 +141,7 @@ impl AdminApi {
             Err(answer) => return answer,
         };
         let allowed = match route {
-            Route::Upstreams | Route::Upstream(_) | Route::Config => "GET, HEAD",
+            Route::Upstreams | Route::Upstream(_) | Route::Routes | Route::Config => "GET, HEAD",
             Route::SetAdminState(..) | Route::Reload => "POST",
             Route::SetWeight(..) => "PUT",
         };
@@ -181,6 +183,19 @@ impl AdminApi {
                 self.set_weight(&client, &upstream, addr, &body)
             }
             Route::Reload => self.reload(&client).await,
+            Route::Routes => {
+                let snapshot = self.live.current();
+                let routes: Vec<serde_json::Value> = snapshot
+                    .routes
+                    .iter()
+                    .map(|route| {
+                        let mut shown = serde_json::to_value(&route.config).unwrap_or_default();
+                        shown["name"] = json!(route.name);
+                        shown
+                    })
+                    .collect();
+                Answer::json(StatusCode::OK, &json!({ "routes": routes }))
+            }
             Route::Config => {
                 let snapshot = self.live.current();
                 match serde_yaml::to_string(&snapshot.config) {
@@ -336,6 +351,7 @@ fn route(path: &str) -> Result<Route, Answer> {
             }
         }
         ["reload"] => Ok(Route::Reload),
+        ["routes"] => Ok(Route::Routes),
         ["config"] => Ok(Route::Config),
         _ => Err(not_found()),
     }

@@ -9,6 +9,7 @@ mod admin;
 mod limits;
 mod peer;
 mod resolver;
+mod routes;
 mod scalar;
 mod server;
 mod upstream;
@@ -17,8 +18,12 @@ pub use admin::{AdminConfig, TOKEN_ENV};
 pub use limits::{allowed, private_networks, DenyRule, EscapedSlashes, LimitsConfig};
 pub use peer::{PeerConfig, PeerList, PeerName, PeerTarget};
 pub use resolver::{Family, ResolverConfig, MIN_REFRESH};
+pub use routes::{
+    ActionConfig, HeaderEdits, MatchConfig, RedirectConfig, RespondConfig, RouteConfig, SplitTarget,
+};
 pub use scalar::{
-    Addr, Cidr, HostPort, Interval, PeerAddr, SrvName, StatusCode, Threshold, UrlPath, Weight,
+    Addr, Cidr, HeaderName, HeaderValue, HostPattern, HostPort, Interval, MethodName, PathRegex,
+    PeerAddr, SplitWeight, SrvName, StatusCode, Threshold, UrlPath, Weight,
 };
 pub use server::ServerSettings;
 pub use upstream::{
@@ -77,6 +82,11 @@ pub struct Config {
     /// How peer names (`host:port`, `srv:`) are resolved.
     #[serde(default)]
     pub resolver: ResolverConfig,
+    /// Which requests go where, in order: the first route that matches
+    /// serves the request. Without routes, a single upstream takes every
+    /// request (and several are told apart by their `path_prefix`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteConfig>,
     /// The upstreams and their peers.
     pub upstreams: Upstreams,
 }
@@ -161,8 +171,113 @@ impl Config {
                 line_of_top_level_key(text, "resolver")
             ))
         })?;
+        config.check_routes(text).map_err(error)?;
         Ok(config)
     }
+
+    /// Routes name upstreams that exist; without routes, the upstreams can
+    /// be told apart.
+    fn check_routes(&self, text: &str) -> Result<(), String> {
+        let upstreams = &self.upstreams.0;
+        for (index, route) in self.routes.iter().enumerate() {
+            for name in route.upstreams() {
+                if !upstreams.contains_key(name) {
+                    let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
+                    return Err(format!(
+                        "routes[{index}]: no upstream `{name}` (upstreams: {}){}",
+                        known.join(", "),
+                        line_of_list_item(text, "routes", index)
+                    ));
+                }
+            }
+        }
+        if !self.routes.is_empty() {
+            if let Some((name, _)) = upstreams.iter().find(|(_, u)| u.path_prefix.is_some()) {
+                return Err(format!(
+                    "upstreams.{name}.path_prefix: with `routes:`, a route's `match: {{ path_prefix }}` \
+                     says which requests go to an upstream{}",
+                    line_of_top_level_key(text, "routes")
+                ));
+            }
+        } else if upstreams.len() > 1 && upstreams.values().all(|u| u.path_prefix.is_none()) {
+            return Err(format!(
+                "upstreams: {} upstreams and no `routes:` to say which requests go to which{}",
+                upstreams.len(),
+                line_of_top_level_key(text, "upstreams")
+            ));
+        }
+        Ok(())
+    }
+
+    /// The routes requests take: those written, or, without any, one per
+    /// upstream by its `path_prefix` (longest first).
+    pub fn effective_routes(&self) -> Vec<RouteConfig> {
+        if !self.routes.is_empty() {
+            return self.routes.clone();
+        }
+        let mut upstreams: Vec<(&String, &UpstreamConfig)> = self.upstreams.0.iter().collect();
+        upstreams.sort_by_key(|(_, u)| std::cmp::Reverse(u.prefix().0.len()));
+        upstreams
+            .into_iter()
+            .map(|(name, upstream)| RouteConfig {
+                name: Some(name.clone()),
+                matches: MatchConfig {
+                    path_prefix: upstream.path_prefix.clone(),
+                    ..MatchConfig::default()
+                },
+                action: ActionConfig::Upstream(name.clone()),
+                strip_prefix: None,
+                request_headers: HeaderEdits::default(),
+                response_headers: HeaderEdits::default(),
+            })
+            .collect()
+    }
+
+    /// What is valid but deserves a word: `-t` prints these, a start and
+    /// a reload log them.
+    pub fn warnings(&self) -> Vec<String> {
+        let shorthand = self.routes.is_empty() && self.upstreams.0.len() > 1;
+        if shorthand {
+            vec![
+                "upstreams: telling upstreams apart by `path_prefix` is the old shorthand; \
+                  `routes:` says the same and more (hosts, headers, splits)"
+                    .to_string(),
+            ]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// ` at line N` for item `index` of the top-level list `key` written as a
+/// block (`- ` lines), else for `key` itself.
+fn line_of_list_item(text: &str, key: &str, index: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines.iter().position(|line| {
+        line.strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with(':'))
+    }) else {
+        return String::new();
+    };
+    let mut first_indent = None;
+    let mut seen = 0;
+    for (offset, line) in lines[start + 1..].iter().enumerate() {
+        if !(line.is_empty() || line.starts_with([' ', '-', '#'])) {
+            break;
+        }
+        if !line.trim_start().starts_with("- ") {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        if *first_indent.get_or_insert(indent) != indent {
+            continue;
+        }
+        if seen == index {
+            return format!(" at line {}", start + offset + 2);
+        }
+        seen += 1;
+    }
+    line_of_top_level_key(text, key)
 }
 
 /// ` at line N` for a top-level key, for the few checks that span keys and
@@ -233,6 +348,43 @@ upstreams:
     }
 
     #[test]
+    fn routes_name_existing_upstreams_and_several_upstreams_need_routes() {
+        let two = "upstreams:\n  a:\n    peers: [127.0.0.1:1]\n  b:\n    peers: [127.0.0.1:2]\n";
+        let message = error_of(two);
+        assert!(
+            message.contains("2 upstreams and no `routes:`"),
+            "{message}"
+        );
+        assert!(message.contains("at line 1"), "{message}");
+
+        let routed = format!(
+            "routes:\n  - match: {{ path_prefix: /a/ }}\n    upstream: a\n  - upstream: c\n{two}"
+        );
+        let message = error_of(&routed);
+        assert!(
+            message
+                .starts_with("test.yaml: routes[1]: no upstream `c` (upstreams: a, b) at line 4"),
+            "{message}"
+        );
+
+        let fixed = routed.replace("upstream: c", "upstream: b");
+        let config = Config::parse(&fixed, "test.yaml").unwrap();
+        assert_eq!(config.effective_routes().len(), 2);
+        assert!(config.warnings().is_empty());
+
+        let both = fixed.replace("  a:\n", "  a:\n    path_prefix: /a/\n");
+        assert!(error_of(&both).contains("upstreams.a.path_prefix: with `routes:`"));
+
+        // The old shorthand still loads, with a warning; longest prefix first.
+        let shorthand = two.replace("  b:\n", "  b:\n    path_prefix: /b/\n");
+        let config = Config::parse(&shorthand, "test.yaml").unwrap();
+        let routes = config.effective_routes();
+        assert_eq!(routes[0].upstreams(), ["b"]);
+        assert_eq!(routes[1].upstreams(), ["a"]);
+        assert_eq!(config.warnings().len(), 1);
+    }
+
+    #[test]
     fn errors_name_the_file_the_key_and_the_line() {
         let bad_peer = SAMPLE.replace("127.0.0.1:8002", "localhost:99999");
         let message = error_of(&bad_peer);
@@ -269,7 +421,7 @@ upstreams:
     fn upstreams_must_be_distinct() {
         let text = "upstreams: {}\n";
         assert!(error_of(text).contains("at least one upstream"));
-        let text = "upstreams:\n  a:\n    peers: [127.0.0.1:1]\n  b:\n    peers: [127.0.0.1:2]\n";
+        let text = "upstreams:\n  a:\n    path_prefix: /x\n    peers: [127.0.0.1:1]\n  b:\n    path_prefix: /x\n    peers: [127.0.0.1:2]\n";
         assert!(error_of(text).contains("same path_prefix"));
         let text = "upstreams:\n  a b:\n    peers: [127.0.0.1:1]\n";
         assert!(error_of(text).contains("not a valid upstream name"));

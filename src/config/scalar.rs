@@ -328,6 +328,95 @@ ranged_integer!(
     ConnectionCount(usize), 1..=10_000_000, "a whole number from 1 to 10000000"
 );
 
+ranged_integer!(
+    /// A share of a route's split (0: none).
+    SplitWeight(u32), 0..=1_000_000, "a weight from 0 to 1000000"
+);
+
+/// A host a route matches: `api.example.com`, or `*.example.com` for every
+/// name under `example.com`; lower case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern(pub String);
+
+impl CheckedScalar for HostPattern {
+    const EXPECTING: &'static str = "a host name like api.example.com or *.example.com";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let text = string(value, Self::EXPECTING)?;
+        let name = text.strip_prefix("*.").unwrap_or(text);
+        if name.parse::<std::net::IpAddr>().is_err() {
+            check_dns_name(name)
+                .map_err(|why| format!("`{text}` is not {}: {why}", Self::EXPECTING))?;
+        }
+        Ok(HostPattern(text.to_ascii_lowercase()))
+    }
+}
+
+/// An HTTP method: `GET`, `POST`, or any other token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodName(pub http::Method);
+
+impl CheckedScalar for MethodName {
+    const EXPECTING: &'static str = "an HTTP method like GET or POST";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let text = string(value, Self::EXPECTING)?;
+        http::Method::from_bytes(text.as_bytes())
+            .map(MethodName)
+            .map_err(|_| format!("`{text}` is not {}", Self::EXPECTING))
+    }
+}
+
+/// A header name; lower case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HeaderName(pub http::HeaderName);
+
+impl CheckedScalar for HeaderName {
+    const EXPECTING: &'static str = "a header name like x-request-id";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let text = string(value, Self::EXPECTING)?;
+        http::HeaderName::from_bytes(text.as_bytes())
+            .map(HeaderName)
+            .map_err(|_| format!("`{text}` is not {}", Self::EXPECTING))
+    }
+}
+
+/// A header value: visible ASCII and spaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderValue(pub http::HeaderValue);
+
+impl CheckedScalar for HeaderValue {
+    const EXPECTING: &'static str = "a header value (visible ASCII and spaces)";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let text = match value {
+            Scalar::Str(s) => s.to_string(),
+            Scalar::Int(i) => i.to_string(),
+        };
+        http::HeaderValue::from_str(&text)
+            .map(HeaderValue)
+            .map_err(|_| format!("`{text}` is not {}", Self::EXPECTING))
+    }
+}
+
+/// A regular expression over request paths (the `regex` crate's syntax),
+/// compiled when the file is read.
+#[derive(Debug, Clone)]
+pub struct PathRegex(pub regex::bytes::Regex);
+
+impl PartialEq for PathRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl CheckedScalar for PathRegex {
+    const EXPECTING: &'static str = "a regular expression like ^/v[0-9]+/";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let text = string(value, Self::EXPECTING)?;
+        regex::bytes::Regex::new(text)
+            .map(PathRegex)
+            .map_err(|e| format!("`{text}` is not a valid regular expression: {e}"))
+    }
+}
+
 /// An IP network (`10.0.0.0/8`, `::1/128`) or a single address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cidr(pub ipnet::IpNet);
@@ -350,6 +439,12 @@ impl CheckedScalar for Cidr {
 }
 
 deserialize_via_check!(
+    SplitWeight,
+    HostPattern,
+    MethodName,
+    HeaderName,
+    HeaderValue,
+    PathRegex,
     Cidr,
     PeerAddr,
     SrvName,
@@ -387,6 +482,11 @@ serialize_as_text!(
     Interval => |i| humantime::format_duration(i.0).to_string(),
     UrlPath => |p| p.0.clone(),
     Cidr => |c| c.0.to_string(),
+    HostPattern => |h| h.0.clone(),
+    MethodName => |m| m.0.to_string(),
+    HeaderName => |h| h.0.to_string(),
+    HeaderValue => |v| String::from_utf8_lossy(v.0.as_bytes()).into_owned(),
+    PathRegex => |r| r.0.as_str().to_string(),
 );
 
 #[cfg(test)]

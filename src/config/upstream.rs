@@ -23,10 +23,11 @@ pub struct UpstreamConfig {
     /// What `consistent_hash` hashes; ignored by the other algorithms.
     #[serde(default)]
     pub hash_key: HashKey,
-    /// Requests whose path starts with this prefix go to this upstream; the
-    /// longest matching prefix wins, like nginx's prefix `location`s.
-    #[serde(default = "root_path")]
-    pub path_prefix: UrlPath,
+    /// The shorthand of configurations without `routes:`: requests whose
+    /// path starts with this prefix go to this upstream; the longest
+    /// matching prefix wins, like nginx's prefix `location`s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_prefix: Option<UrlPath>,
     /// The peers, primary and backup.
     pub peers: PeerList,
     /// The active HTTP probe.
@@ -117,6 +118,13 @@ impl Default for PassiveHealthConfig {
 
 fn root_path() -> UrlPath {
     UrlPath("/".to_string())
+}
+
+impl UpstreamConfig {
+    /// `path_prefix`, `/` when not given.
+    pub fn prefix(&self) -> UrlPath {
+        self.path_prefix.clone().unwrap_or_else(root_path)
+    }
 }
 
 /// Peer selection algorithm of an upstream.
@@ -229,8 +237,14 @@ impl<'de> Deserialize<'de> for Upstreams {
                         )));
                     }
                     let upstream: UpstreamConfig = map.next_value()?;
-                    let prefix = &upstream.path_prefix;
-                    if let Some(other) = upstreams.iter().find(|(_, u)| u.path_prefix == *prefix) {
+                    // The shorthand of configurations without `routes:`
+                    // must tell upstreams apart.
+                    let prefix = upstream.prefix();
+                    let clash = |u: &UpstreamConfig| {
+                        (u.path_prefix.is_some() || upstream.path_prefix.is_some())
+                            && u.prefix() == prefix
+                    };
+                    if let Some(other) = upstreams.iter().find(|(_, u)| clash(u)) {
                         return Err(de::Error::custom(format!(
                             "upstream `{name}` has the same path_prefix `{}` as upstream `{}`",
                             prefix.0, other.0

@@ -5,6 +5,7 @@ use crate::live::Snapshot;
 use crate::metrics::UpstreamErrorKind;
 use crate::peer::{InFlight, Member};
 use crate::request::forwarding::Origin;
+use crate::routing::Route;
 use crate::upstream::{TriedPeers, Upstream};
 use http::HeaderValue;
 use pingora_error::Error;
@@ -17,6 +18,9 @@ pub struct RequestContext {
     /// The configuration this request is served with, from its arrival.
     pub(super) snapshot: Option<Arc<Snapshot>>,
     pub(super) upstream: Option<Arc<Upstream>>,
+    /// The index of the route that took the request, in the snapshot's
+    /// route table.
+    pub(super) route: Option<usize>,
     /// Where the request comes from (connection and client address).
     pub(super) origin: Option<Origin>,
     /// The target to send instead of the one received: the normalized path.
@@ -59,6 +63,7 @@ impl RequestContext {
             started: Instant::now(),
             snapshot: None,
             upstream: None,
+            route: None,
             origin: None,
             forward_target: None,
             forward_host: None,
@@ -77,6 +82,11 @@ impl RequestContext {
             retrying_status: false,
             timed_out: false,
         }
+    }
+
+    /// The route that took the request.
+    pub(super) fn route(&self) -> Option<&Route> {
+        self.snapshot.as_ref()?.routes.get(self.route?)
     }
 
     /// Time left of the budget, or all of it while the body is still coming.

@@ -29,6 +29,8 @@ use crate::live::Live;
 use crate::metrics::UpstreamErrorKind;
 use crate::request::admission::content_length;
 use crate::resources::is_exhausted;
+use crate::routing::matcher::RequestView;
+use crate::routing::Action;
 use crate::upstream::TriedPeers;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -204,7 +206,8 @@ enum Admitted {
     Refused(u16, &'static str),
     StatusPage,
     NotRouted,
-    Routed(Arc<crate::upstream::Upstream>),
+    /// The index of the route that takes it.
+    Routed(usize),
 }
 
 #[async_trait]
@@ -263,8 +266,24 @@ impl ProxyHttp for Balancer {
                     let decision = if *path.canonical == *snapshot.status_path.as_bytes() {
                         Admitted::StatusPage
                     } else {
-                        match snapshot.router.route(&path.canonical) {
-                            Some(upstream) => Admitted::Routed(Arc::clone(upstream)),
+                        let request = session.req_header();
+                        let view = RequestView {
+                            method: &request.method,
+                            path: &path.canonical,
+                            host: snapshot
+                                .routes
+                                .needs_host()
+                                .then(|| {
+                                    path.authority.or_else(|| {
+                                        request.headers.get(header::HOST).map(|h| h.as_bytes())
+                                    })
+                                })
+                                .flatten(),
+                            headers: &request.headers,
+                            query: request.uri.query().map(str::as_bytes),
+                        };
+                        match snapshot.routes.route(&view) {
+                            Some((index, _)) => Admitted::Routed(index),
                             None => Admitted::NotRouted,
                         }
                     };
@@ -275,7 +294,7 @@ impl ProxyHttp for Balancer {
                     decision
                 }
             };
-        let upstream = match admitted {
+        let index = match admitted {
             Admitted::Refused(status, reason) => {
                 log::info!(
                     "refused {} from {}: {status} {reason}",
@@ -295,11 +314,27 @@ impl ProxyHttp for Balancer {
                 return Ok(true);
             }
             Admitted::NotRouted => {
-                respond::plain_error(session, 404, Some("no upstream serves this path")).await?;
+                respond::plain_error(session, 404, Some("no route serves this request")).await?;
                 return Ok(true);
             }
-            Admitted::Routed(upstream) => upstream,
+            Admitted::Routed(index) => index,
         };
+        let Some(route) = snapshot.routes.get(index) else {
+            return Error::e_explain(ErrorType::InternalError, "a route that is not there");
+        };
+        let upstream = match &route.action {
+            Action::Upstream(upstream) => Arc::clone(upstream),
+            Action::Split(split) => Arc::clone(split.pick()),
+            Action::Redirect { status, location } => {
+                respond::redirect(session, *status, location).await?;
+                return Ok(true);
+            }
+            Action::Respond { status, body } => {
+                respond::body(session, *status, body.clone()).await?;
+                return Ok(true);
+            }
+        };
+        ctx.route = Some(index);
         upstream.metrics.request_started();
         let no_peer = !upstream.has_untried_peer(TriedPeers::default());
         ctx.upstream = Some(Arc::clone(&upstream));
@@ -433,6 +468,14 @@ impl ProxyHttp for Balancer {
         if let Some(target) = &ctx.forward_target {
             upstream_request.set_raw_path(target)?;
         }
+        if let Some(route) = ctx.route() {
+            if let Some(stripped) = route.stripped(upstream_request.raw_path()) {
+                upstream_request.set_raw_path(&stripped)?;
+            }
+            if !route.request_headers.is_empty() {
+                route.request_headers.apply(upstream_request)?;
+            }
+        }
         if let Some(host) = &ctx.forward_host {
             upstream_request.insert_header(header::HOST, host.clone())?;
         } else if !upstream_request.headers.contains_key(header::HOST) {
@@ -501,6 +544,20 @@ impl ProxyHttp for Balancer {
         // The answer is here: the time budget no longer applies.
         if let Some(stream) = client_stream(session) {
             stream.set_budget(None);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestContext,
+    ) -> Result<()> {
+        if let Some(route) = ctx.route() {
+            if !route.response_headers.is_empty() {
+                route.response_headers.apply(response)?;
+            }
         }
         Ok(())
     }

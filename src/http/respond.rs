@@ -1,4 +1,5 @@
-//! switchyard's own answers: short plain-text errors and the status page.
+//! switchyard's own answers: short plain-text errors, the status page, and
+//! the answers of routes (`redirect`, `respond`).
 //!
 //! They are complete responses with a `Content-Length`, so the client's
 //! connection stays open after a 403, 404 or 503, as after any answer from a
@@ -10,7 +11,7 @@
 use crate::admin::status;
 use crate::upstream::Upstream;
 use bytes::Bytes;
-use http::header;
+use http::{header, HeaderName, HeaderValue};
 use pingora_error::Result;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
@@ -51,6 +52,28 @@ pub async fn plain_error(session: &mut Session, code: u16, detail: Option<&str>)
     .await
 }
 
+/// A redirect (`status`) to `location`, with a short text body.
+pub async fn redirect(session: &mut Session, status: u16, location: &HeaderValue) -> Result<()> {
+    let text = format!(
+        "{status} redirect: {}\n",
+        String::from_utf8_lossy(location.as_bytes())
+    );
+    let location = Some((header::LOCATION, location));
+    write_with(
+        session,
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from(text),
+        location,
+    )
+    .await
+}
+
+/// `status` with `body` as plain text (a route's `respond:`).
+pub async fn body(session: &mut Session, status: u16, body: Bytes) -> Result<()> {
+    write(session, status, "text/plain; charset=utf-8", body).await
+}
+
 /// The status page of `upstreams`, in the format the request asks for.
 pub async fn status_page(session: &mut Session, upstreams: &[Arc<Upstream>]) -> Result<()> {
     let request = session.req_header();
@@ -64,7 +87,21 @@ pub async fn status_page(session: &mut Session, upstreams: &[Arc<Upstream>]) -> 
 
 /// A complete response: header, `Content-Length` and body (none for HEAD).
 async fn write(session: &mut Session, code: u16, content_type: &str, body: Bytes) -> Result<()> {
-    let mut response = ResponseHeader::build(code, Some(3))?;
+    write_with(session, code, content_type, body, None).await
+}
+
+/// [`write`], with one more header.
+async fn write_with(
+    session: &mut Session,
+    code: u16,
+    content_type: &str,
+    body: Bytes,
+    extra: Option<(HeaderName, &HeaderValue)>,
+) -> Result<()> {
+    let mut response = ResponseHeader::build(code, Some(4))?;
+    if let Some((name, value)) = extra {
+        response.insert_header(name, value.clone())?;
+    }
     response.insert_header(header::CONTENT_TYPE, content_type)?;
     response.insert_header(header::CONTENT_LENGTH, body.len())?;
     response.insert_header(header::CACHE_CONTROL, "no-store")?;

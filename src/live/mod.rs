@@ -27,7 +27,7 @@ use crate::peer::health::PeerHealth;
 use crate::peer::{Member, Peer};
 use crate::request::admission::Admission;
 use crate::request::forwarding::Forwarding;
-use crate::routing::Router;
+use crate::routing::RouteTable;
 use crate::upstream::discovery::Discovered;
 use crate::upstream::{Carryover, Upstream};
 use arc_swap::ArcSwap;
@@ -46,7 +46,8 @@ pub struct Snapshot {
     pub config: Config,
     /// Every upstream, in config order.
     pub upstreams: Vec<Arc<Upstream>>,
-    pub router: Router,
+    /// Which requests go where.
+    pub routes: RouteTable,
     pub admission: Admission,
     pub forwarding: Forwarding,
     pub status_path: String,
@@ -349,7 +350,7 @@ impl Snapshot {
         }
         let limits = &config.limits;
         Ok(Snapshot {
-            router: Router::new(upstreams.clone()),
+            routes: RouteTable::new(&config.effective_routes(), &upstreams),
             upstreams,
             admission: Admission::new(&config),
             forwarding: Forwarding::new(config.trusted_proxies.clone()),

@@ -44,6 +44,9 @@ impl Reload for FileReload {
         };
         let outcome = match Config::load(Some(file)) {
             Ok((config, _)) => {
+                for warning in config.warnings() {
+                    log::warn!("{file}: {warning}", file = file.display());
+                }
                 self.live.resolve_new_names(&config).await;
                 self.live.apply(config)
             }

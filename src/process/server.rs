@@ -33,6 +33,9 @@ pub fn build(config: Config, file: Option<PathBuf>, opt: Opt) -> Result<Server> 
     // Before the listeners of an old process (`-u`) are taken over: until
     // they are, it still serves.
     let (discovered, _) = discovery::resolve_at_start(config);
+    for warning in config.warnings() {
+        log::warn!("{warning}");
+    }
     let daemon = opt.daemon || config.server.daemon;
     let mut conf = config.server.to_server_conf();
     // `-d` returns once the listeners accept: Readiness sends the signal.

@@ -46,8 +46,6 @@ struct PeerGroup {
 /// An upstream, ready to serve.
 pub struct Upstream {
     pub name: String,
-    /// Requests under this path prefix are routed here.
-    pub path_prefix: String,
     pub hash_key: HashKey,
     /// Every peer, primary and backup, in config order (a name's addresses
     /// in the order its answer gave them).
@@ -139,7 +137,6 @@ impl Upstream {
 
         Ok(Upstream {
             name: name.to_string(),
-            path_prefix: config.path_prefix.0.clone(),
             hash_key: config.hash_key,
             primary,
             backup,

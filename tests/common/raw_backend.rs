@@ -156,6 +156,11 @@ fn serve(stream: TcpStream, connection: usize, shared: &Shared, idle_close: Opti
             trickle(&mut writer)
         } else if target.starts_with("/ws") {
             return tunnel(reader, writer);
+        } else if target.starts_with("/powered") {
+            // What Express adds to every answer.
+            writer.write_all(
+                b"HTTP/1.1 200 OK\r\nX-Powered-By: Express\r\nContent-Length: 2\r\n\r\nok",
+            )
         } else {
             writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         };
