@@ -21,29 +21,25 @@ pub trait EditableHeader {
     fn add(&mut self, name: HeaderName, value: HeaderValue) -> Result<()>;
 }
 
-impl EditableHeader for RequestHeader {
-    fn remove(&mut self, name: &HeaderName) {
-        self.remove_header(name);
-    }
-    fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
-        self.insert_header(name, value)
-    }
-    fn add(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
-        self.append_header(name, value).map(|_| ())
-    }
+/// Pingora's request and response headers have the same methods, but no
+/// trait of their own for them.
+macro_rules! editable_header {
+    ($($header:ty),*) => {$(
+        impl EditableHeader for $header {
+            fn remove(&mut self, name: &HeaderName) {
+                self.remove_header(name);
+            }
+            fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
+                self.insert_header(name, value)
+            }
+            fn add(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
+                self.append_header(name, value).map(|_| ())
+            }
+        }
+    )*};
 }
 
-impl EditableHeader for ResponseHeader {
-    fn remove(&mut self, name: &HeaderName) {
-        self.remove_header(name);
-    }
-    fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
-        self.insert_header(name, value)
-    }
-    fn add(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
-        self.append_header(name, value).map(|_| ())
-    }
-}
+editable_header!(RequestHeader, ResponseHeader);
 
 impl HeaderRewrite {
     pub fn new(edits: &HeaderEdits) -> Self {
