@@ -283,12 +283,13 @@ impl Site {
 
     /// Scrape until `settled` holds (metrics are recorded just after the
     /// response is sent, so a client can be a moment ahead of them), or
-    /// for at most two seconds; the last scrape either way.
+    /// for at most five seconds (a loaded machine); the last scrape either
+    /// way.
     pub fn scrape_when(&self, settled: impl Fn(&Scrape) -> bool) -> Scrape {
         let start = Instant::now();
         loop {
             let scrape = self.scrape();
-            if settled(&scrape) || start.elapsed() > Duration::from_secs(2) {
+            if settled(&scrape) || start.elapsed() > Duration::from_secs(5) {
                 return scrape;
             }
             std::thread::sleep(Duration::from_millis(20));
