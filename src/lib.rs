@@ -24,6 +24,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod hooks;
 pub mod http;
 pub mod listen;
 pub mod live;
@@ -34,3 +35,7 @@ pub mod request;
 pub mod resources;
 pub mod routing;
 pub mod upstream;
+
+pub use config::Config;
+pub use hooks::Hook;
+pub use process::switchyard::Switchyard;

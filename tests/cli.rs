@@ -50,7 +50,9 @@ fn a_valid_config_passes_the_test() {
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         format!(
-            "switchyard: the configuration file {path} syntax is ok\nswitchyard: configuration file {path} test is successful\n"
+            "switchyard: the configuration file {path} syntax is ok\n\
+             switchyard: hook types: api_key, rate_limit\n\
+             switchyard: configuration file {path} test is successful\n"
         )
     );
 }

@@ -6,6 +6,7 @@
 //! `conf/switchyard.yaml` documents each key.
 
 mod admin;
+mod hooks;
 mod limits;
 mod peer;
 mod resolver;
@@ -15,6 +16,7 @@ mod server;
 mod upstream;
 
 pub use admin::{AdminConfig, TOKEN_ENV};
+pub use hooks::{HookConfig, Hooks};
 pub use limits::{allowed, private_networks, DenyRule, EscapedSlashes, LimitsConfig};
 pub use peer::{PeerConfig, PeerList, PeerName, PeerTarget};
 pub use resolver::{Family, ResolverConfig, MIN_REFRESH};
@@ -31,6 +33,7 @@ pub use upstream::{
     UpstreamConfig, Upstreams,
 };
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::SocketAddr;
@@ -87,6 +90,10 @@ pub struct Config {
     /// request (and several are told apart by their `path_prefix`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RouteConfig>,
+    /// Named hook instances, each of a hook type the binary has, that
+    /// routes name in their `hooks:`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub hooks: Hooks,
     /// The upstreams and their peers.
     pub upstreams: Upstreams,
 }
@@ -143,7 +150,16 @@ impl Config {
             file: file.to_string(),
             message,
         };
-        let config: Config = serde_yaml::from_str(text).map_err(|e| error(e.to_string()))?;
+        let mut config: Config = serde_yaml::from_str(text).map_err(|e| error(e.to_string()))?;
+        for (name, hook) in &mut config.hooks {
+            hook.line = hooks::line_of_entry(text, "hooks", name);
+            if !hooks::valid_name(name) {
+                return Err(error(format!(
+                    "hooks: `{name}` is not a valid hook name (1-64 letters, digits, `_`, `-`, `.`){}",
+                    hook.at_line()
+                )));
+            }
+        }
         if config.listen == config.metrics {
             return Err(error(format!(
                 "metrics: {} is also the proxy `listen` address{}",
@@ -180,6 +196,18 @@ impl Config {
     fn check_routes(&self, text: &str) -> Result<(), String> {
         let upstreams = &self.upstreams.0;
         for (index, route) in self.routes.iter().enumerate() {
+            if let Some(name) = route.hooks.iter().find(|h| !self.hooks.contains_key(*h)) {
+                let known: Vec<&str> = self.hooks.keys().map(String::as_str).collect();
+                let known = if known.is_empty() {
+                    "`hooks:` defines none".to_string()
+                } else {
+                    format!("hooks: {}", known.join(", "))
+                };
+                return Err(format!(
+                    "routes[{index}].hooks: no hook `{name}` ({known}){}",
+                    line_of_list_item(text, "routes", index)
+                ));
+            }
             for name in route.upstreams() {
                 if !upstreams.contains_key(name) {
                     let known: Vec<&str> = upstreams.keys().map(String::as_str).collect();
@@ -229,6 +257,7 @@ impl Config {
                 strip_prefix: None,
                 request_headers: HeaderEdits::default(),
                 response_headers: HeaderEdits::default(),
+                hooks: Vec::new(),
             })
             .collect()
     }

@@ -31,6 +31,10 @@ pub struct RouteConfig {
     /// Headers of the response to the client.
     #[serde(skip_serializing_if = "HeaderEdits::is_empty")]
     pub response_headers: HeaderEdits,
+    /// The hook instances (names in `hooks:`) that see its requests, in
+    /// this order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<String>,
 }
 
 /// `routes[].match`: every key given must hold.
@@ -177,6 +181,8 @@ struct RouteMap {
     request_headers: HeaderEdits,
     #[serde(default)]
     response_headers: HeaderEdits,
+    #[serde(default)]
+    hooks: Vec<String>,
 }
 
 impl RouteMap {
@@ -238,6 +244,7 @@ impl RouteMap {
             strip_prefix: self.strip_prefix,
             request_headers: self.request_headers,
             response_headers: self.response_headers,
+            hooks: self.hooks,
         })
     }
 }
@@ -283,11 +290,13 @@ split:
 strip_prefix: /v2
 request_headers:  { set: { x-env: prod }, add: { x-tag: a }, remove: [x-debug] }
 response_headers: { set: { strict-transport-security: \"max-age=31536000\" }, remove: [x-powered-by] }
+hooks: [partner_keys, per_ip]
 ",
         )
         .unwrap();
         assert_eq!(route.upstreams(), ["v2", "v2-canary"]);
         assert_eq!(route.matches.methods.len(), 2);
+        assert_eq!(route.hooks, ["partner_keys", "per_ip"]);
         let yaml = serde_yaml::to_string(&route).unwrap();
         assert_eq!(parse(&yaml).unwrap(), route, "{yaml}");
         assert!(parse("match: { path_prefix: /old/ }\nredirect: { to: \"https://new.example.com/\", status: 301 }").is_ok());
@@ -319,7 +328,7 @@ response_headers: { set: { strict-transport-security: \"max-age=31536000\" }, re
                 "apply to requests sent",
             ),
             ("name: \"a b\"\nupstream: a", "not a valid route name"),
-            ("upstream: a\nhooks: [x]", "unknown field `hooks`"),
+            ("upstream: a\nhook: [x]", "unknown field `hook`"),
         ];
         for (yaml, expected) in cases {
             let error = parse(yaml).unwrap_err();

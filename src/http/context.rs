@@ -40,6 +40,8 @@ pub struct RequestContext {
     /// When the current peer was chosen; taken when its response header
     /// arrives.
     pub(super) peer_chosen_at: Option<Instant>,
+    /// How long the peer that answered took to send its response header.
+    pub(super) upstream_header_time: Option<Duration>,
     pub(super) tried: TriedPeers,
     pub(super) attempts: u32,
     /// The next attempt goes to the same peer on a new connection: the
@@ -73,6 +75,7 @@ impl RequestContext {
             peer: None,
             in_flight: None,
             peer_chosen_at: None,
+            upstream_header_time: None,
             tried: TriedPeers::default(),
             attempts: 0,
             fresh_connection: false,

@@ -5,5 +5,6 @@
 
 pub mod context;
 pub mod failure;
+mod hook_phases;
 pub mod proxy;
 pub mod respond;

@@ -22,6 +22,7 @@
 
 use super::context::RequestContext;
 use super::failure::{self, is_broken_connection, is_timeout};
+use super::hook_phases;
 use super::respond;
 use crate::config::HashKey;
 use crate::listen::stream::{ClientStream, Framing};
@@ -256,6 +257,8 @@ impl ProxyHttp for Balancer {
         });
         let client = ctx.origin.map(|o| o.client);
         let had_content_length = had_content_length(session);
+        // The canonical path, for the hooks of a route that has some.
+        let mut hook_path = None;
         let admitted =
             match snapshot
                 .admission
@@ -283,7 +286,13 @@ impl ProxyHttp for Balancer {
                             query: request.uri.query().map(str::as_bytes),
                         };
                         match snapshot.routes.route(&view) {
-                            Some((index, _)) => Admitted::Routed(index),
+                            Some((index, route)) => {
+                                if !route.hooks.is_empty() {
+                                    hook_path =
+                                        Some(String::from_utf8_lossy(&path.canonical).into_owned());
+                                }
+                                Admitted::Routed(index)
+                            }
                             None => Admitted::NotRouted,
                         }
                     };
@@ -322,19 +331,36 @@ impl ProxyHttp for Balancer {
         let Some(route) = snapshot.routes.get(index) else {
             return Error::e_explain(ErrorType::InternalError, "a route that is not there");
         };
-        let upstream = match &route.action {
-            Action::Upstream(upstream) => Arc::clone(upstream),
-            Action::Split(split) => Arc::clone(split.pick()),
-            Action::Redirect { status, location } => {
+        ctx.route = Some(index);
+        let mut upstream = match &route.action {
+            Action::Upstream(upstream) => Some(Arc::clone(upstream)),
+            Action::Split(split) => Some(Arc::clone(split.pick())),
+            Action::Redirect { .. } | Action::Respond { .. } => None,
+        };
+        if let Some(path) = hook_path {
+            ctx.snapshot = Some(Arc::clone(&snapshot));
+            let upstreams = &snapshot.upstreams;
+            let answer =
+                hook_phases::on_request(session, ctx, route, upstreams, &mut upstream, &path).await;
+            if let Some(answer) = answer {
+                respond::answer(session, &answer).await?;
+                return Ok(true);
+            }
+        }
+        let upstream = match (upstream, &route.action) {
+            (Some(upstream), _) => upstream,
+            (None, Action::Redirect { status, location }) => {
                 respond::redirect(session, *status, location).await?;
                 return Ok(true);
             }
-            Action::Respond { status, body } => {
+            (None, Action::Respond { status, body }) => {
                 respond::body(session, *status, body.clone()).await?;
                 return Ok(true);
             }
+            (None, _) => {
+                return Error::e_explain(ErrorType::InternalError, "a route without an upstream")
+            }
         };
-        ctx.route = Some(index);
         upstream.metrics.request_started();
         let no_peer = !upstream.has_untried_peer(TriedPeers::default());
         ctx.upstream = Some(Arc::clone(&upstream));
@@ -475,6 +501,9 @@ impl ProxyHttp for Balancer {
             if !route.request_headers.is_empty() {
                 route.request_headers.apply(upstream_request)?;
             }
+            if !route.hooks.is_empty() {
+                hook_phases::before_upstream(ctx, upstream_request).await;
+            }
         }
         if let Some(host) = &ctx.forward_host {
             upstream_request.insert_header(header::HOST, host.clone())?;
@@ -519,8 +548,9 @@ impl ProxyHttp for Balancer {
         }
         let peer = &member.peer;
         if let Some(chosen) = ctx.peer_chosen_at.take() {
-            peer.metrics
-                .observe_upstream_response(chosen.elapsed().as_secs_f64());
+            let waited = chosen.elapsed();
+            ctx.upstream_header_time = Some(waited);
+            peer.metrics.observe_upstream_response(waited.as_secs_f64());
         }
         if upstream.policy.fails_on_status(status.as_u16()) {
             peer.record_request_failure(upstream.policy.max_fails, status.as_str());
@@ -557,6 +587,9 @@ impl ProxyHttp for Balancer {
         if let Some(route) = ctx.route() {
             if !route.response_headers.is_empty() {
                 route.response_headers.apply(response)?;
+            }
+            if !route.hooks.is_empty() {
+                hook_phases::on_response(ctx, response).await;
             }
         }
         Ok(())
@@ -690,6 +723,11 @@ impl ProxyHttp for Balancer {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestContext) {
         if let Some(stream) = client_stream(session) {
             stream.request_finished();
+        }
+        if let Some(route) = ctx.route() {
+            if !route.hooks.is_empty() {
+                hook_phases::on_log(session, ctx, route);
+            }
         }
         let Some(upstream) = ctx.upstream.as_ref() else {
             return;

@@ -9,6 +9,7 @@
 //! connection is closed, as nginx does.
 
 use crate::admin::status;
+use crate::hooks::Answer;
 use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue};
@@ -58,13 +59,30 @@ pub async fn redirect(session: &mut Session, status: u16, location: &HeaderValue
         "{status} redirect: {}\n",
         String::from_utf8_lossy(location.as_bytes())
     );
-    let location = Some((header::LOCATION, location));
+    let location = [(header::LOCATION, location.clone())];
     write_with(
         session,
         status,
         "text/plain; charset=utf-8",
         Bytes::from(text),
-        location,
+        &location,
+    )
+    .await
+}
+
+/// What a hook answered.
+pub async fn answer(session: &mut Session, answer: &Answer) -> Result<()> {
+    let code = answer.status.as_u16();
+    if closes_connection(code) {
+        session.set_keepalive(None);
+    }
+    let body = answer.body.clone();
+    write_with(
+        session,
+        code,
+        "text/plain; charset=utf-8",
+        body,
+        &answer.headers,
     )
     .await
 }
@@ -87,22 +105,27 @@ pub async fn status_page(session: &mut Session, upstreams: &[Arc<Upstream>]) -> 
 
 /// A complete response: header, `Content-Length` and body (none for HEAD).
 async fn write(session: &mut Session, code: u16, content_type: &str, body: Bytes) -> Result<()> {
-    write_with(session, code, content_type, body, None).await
+    write_with(session, code, content_type, body, &[]).await
 }
 
-/// [`write`], with one more header.
+/// [`write`], with more headers (a `Content-Type` among them replaces
+/// `content_type`).
 async fn write_with(
     session: &mut Session,
     code: u16,
     content_type: &str,
     body: Bytes,
-    extra: Option<(HeaderName, &HeaderValue)>,
+    extra: &[(HeaderName, HeaderValue)],
 ) -> Result<()> {
-    let mut response = ResponseHeader::build(code, Some(4))?;
-    if let Some((name, value)) = extra {
-        response.insert_header(name, value.clone())?;
-    }
+    let mut response = ResponseHeader::build(code, Some(4 + extra.len()))?;
     response.insert_header(header::CONTENT_TYPE, content_type)?;
+    for (name, value) in extra {
+        if name == header::CONTENT_TYPE {
+            response.insert_header(name.clone(), value.clone())?;
+        } else {
+            response.append_header(name.clone(), value.clone())?;
+        }
+    }
     response.insert_header(header::CONTENT_LENGTH, body.len())?;
     response.insert_header(header::CACHE_CONTROL, "no-store")?;
     let head_only = session.req_header().method == http::Method::HEAD;

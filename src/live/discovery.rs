@@ -180,7 +180,7 @@ impl Live {
                 }
             }
             if changed {
-                match registry.build(current.config.clone()) {
+                match registry.rebuild(current.config.clone()) {
                     Ok(next) => {
                         let changes = Changes::between(&current, &next);
                         if changes != Changes::default() {

@@ -21,6 +21,7 @@ pub mod probes;
 pub mod state_file;
 
 use crate::config::Config;
+use crate::hooks::{HookSet, HookTypes};
 use crate::metrics::{ReloadMetrics, UpstreamMetrics};
 use crate::peer::admin::{AdminState, WeightOverride};
 use crate::peer::health::PeerHealth;
@@ -79,16 +80,28 @@ struct Registry {
     carried: Carried,
     /// What each peer name gave last.
     discovered: Discovered,
+    /// The hook types of this binary.
+    hook_types: Arc<HookTypes>,
+    /// The hook instances of the current configuration: a change of
+    /// addresses or weights keeps them; a reload builds those whose
+    /// settings changed.
+    hooks: Arc<HookSet>,
 }
 
 impl Registry {
-    /// A snapshot of `config` with what carries over and the addresses the
-    /// names give now.
-    fn build(&mut self, config: Config) -> pingora_error::Result<Snapshot> {
+    /// A snapshot of `config` with what carries over, the addresses the
+    /// names give now, and `hooks`.
+    fn build(&mut self, config: Config, hooks: &HookSet) -> pingora_error::Result<Snapshot> {
         self.carried.begin_build();
-        let built = Snapshot::build(config, &mut self.carried, &self.discovered);
+        let built = Snapshot::build(config, &mut self.carried, &self.discovered, hooks);
         self.carried.end_build();
         built
+    }
+
+    /// A snapshot of `config` with the current hook instances.
+    fn rebuild(&mut self, config: Config) -> pingora_error::Result<Snapshot> {
+        let hooks = Arc::clone(&self.hooks);
+        self.build(config, &hooks)
     }
 }
 
@@ -170,10 +183,16 @@ impl Carried {
 
 impl Live {
     /// The live configuration of a starting balancer, its peer names
-    /// resolved as `discovered` says ([`discovery::resolve_at_start`]).
-    /// What operators said about peers (`server.state_file`) applies to
-    /// those the configuration still has.
-    pub fn new(config: Config, discovered: Discovered) -> pingora_error::Result<Live> {
+    /// resolved as `discovered` says ([`discovery::resolve_at_start`]), its
+    /// hooks of `hook_types` (`hooks`, as made for the same configuration
+    /// by [`HookTypes::instantiate`]). What operators said about peers
+    /// (`server.state_file`) applies to those the configuration still has.
+    pub fn new(
+        config: Config,
+        discovered: Discovered,
+        hook_types: Arc<HookTypes>,
+        hooks: HookSet,
+    ) -> pingora_error::Result<Live> {
         let state_file = config.server.state_file();
         let mut registry = Registry {
             carried: Carried {
@@ -181,8 +200,10 @@ impl Live {
                 ..Carried::default()
             },
             discovered,
+            hook_types,
+            hooks: Arc::new(hooks),
         };
-        let snapshot = registry.build(config)?;
+        let snapshot = registry.rebuild(config)?;
         registry.carried.running = true;
         registry.carried.saved = SavedPeers::new();
         Ok(Live {
@@ -211,10 +232,11 @@ impl Live {
         self.swapped.notified()
     }
 
-    /// Apply `config`: everything in it that can change while running, or
-    /// nothing. Counted in `switchyard_config_reloads_total`.
-    pub fn apply(&self, config: Config) -> Result<Changes, ReloadError> {
-        let outcome = self.try_apply(config);
+    /// Apply `config`, read from `source` (which errors name): everything
+    /// in it that can change while running, or nothing. Counted in
+    /// `switchyard_config_reloads_total`.
+    pub fn apply(&self, config: Config, source: &str) -> Result<Changes, ReloadError> {
+        let outcome = self.try_apply(config, source);
         self.reloads.record(outcome.is_ok());
         outcome
     }
@@ -225,14 +247,23 @@ impl Live {
         self.reloads.record(false);
     }
 
-    fn try_apply(&self, config: Config) -> Result<Changes, ReloadError> {
+    fn try_apply(&self, config: Config, source: &str) -> Result<Changes, ReloadError> {
         let mut registry = self.lock_registry();
         let old = self.current();
-        let built = changes::check_restartless(&old.config, &config).and_then(|()| {
-            registry
-                .build(config)
-                .map_err(|e| ReloadError::Invalid(e.to_string()))
-        });
+        let mut hooks = None;
+        let built = changes::check_restartless(&old.config, &config)
+            .and_then(|()| {
+                let made = registry
+                    .hook_types
+                    .instantiate(&config.hooks, Some(&registry.hooks))
+                    .map_err(|e| ReloadError::Invalid(format!("{source}: {e}")))?;
+                Ok(hooks.insert(Arc::new(made)).clone())
+            })
+            .and_then(|made| {
+                registry
+                    .build(config, &made)
+                    .map_err(|e| ReloadError::Invalid(e.to_string()))
+            });
         // Names resolved for this change (`resolve_new_names`) go with it
         // when it is refused.
         let kept = built
@@ -240,6 +271,9 @@ impl Live {
             .map_or(&old.config, |snapshot| &snapshot.config);
         registry.discovered.retain(kept);
         let snapshot = built?;
+        if let Some(hooks) = hooks {
+            registry.hooks = hooks;
+        }
         let changes = Changes::between(&old, &snapshot);
         self.swap(snapshot, registry);
         Ok(changes)
@@ -291,7 +325,7 @@ impl Live {
         member.peer.set_weight_override(
             (weight != configured).then_some(WeightOverride { configured, weight }),
         );
-        match registry.build(old.config.clone()) {
+        match registry.rebuild(old.config.clone()) {
             Ok(snapshot) => self.swap(snapshot, registry),
             // The running configuration was built once already; this cannot
             // fail but for a bug, which must not take the balancer down.
@@ -341,6 +375,7 @@ impl Snapshot {
         config: Config,
         carryover: &mut dyn Carryover,
         discovered: &Discovered,
+        hooks: &HookSet,
     ) -> pingora_error::Result<Snapshot> {
         let mut upstreams = Vec::with_capacity(config.upstreams.0.len());
         for (name, upstream) in &config.upstreams.0 {
@@ -350,7 +385,7 @@ impl Snapshot {
         }
         let limits = &config.limits;
         Ok(Snapshot {
-            routes: RouteTable::new(&config.effective_routes(), &upstreams),
+            routes: RouteTable::new(&config.effective_routes(), &upstreams, hooks),
             upstreams,
             admission: Admission::new(&config),
             forwarding: Forwarding::new(config.trusted_proxies.clone()),

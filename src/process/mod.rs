@@ -12,4 +12,5 @@ pub mod readiness;
 pub mod reload;
 pub mod server;
 pub mod signals;
+pub mod switchyard;
 pub mod upgrade;

@@ -11,6 +11,7 @@ use super::pidfile::{self, signal};
 use super::readiness::reachable;
 use crate::admin::api::Reload;
 use crate::config::Config;
+use crate::hooks::HookTypes;
 use crate::live::changes::{Changes, ReloadError};
 use crate::live::Live;
 use std::net::SocketAddr;
@@ -48,7 +49,7 @@ impl Reload for FileReload {
                     log::warn!("{file}: {warning}", file = file.display());
                 }
                 self.live.resolve_new_names(&config).await;
-                self.live.apply(config)
+                self.live.apply(config, &file.display().to_string())
             }
             Err(e) => {
                 self.live.count_refused();
@@ -77,13 +78,17 @@ pub struct Reloaded {
 /// How long a running switchyard may take to answer a reload.
 const ANSWER_LIMIT: Duration = Duration::from_secs(30);
 
-/// `switchyard reload [-c FILE]`: check the file, then ask the switchyard
+/// `switchyard reload [-c FILE]`: check the file (its hooks against
+/// `hook_types` too), then ask the switchyard
 /// that runs it to reload it: through its admin API when the configuration
 /// has one (the answer says what changed, or why not), else by SIGHUP,
 /// whose outcome its reload counters tell. Errors say why nothing changed.
-pub fn reload_running(conf: Option<&Path>) -> Result<Reloaded, String> {
-    let (config, source) =
-        Config::load(conf).map_err(|e| format!("{e}\nthe running switchyard was not touched"))?;
+pub fn reload_running(conf: Option<&Path>, hook_types: &HookTypes) -> Result<Reloaded, String> {
+    let untouched = "the running switchyard was not touched";
+    let (config, source) = Config::load(conf).map_err(|e| format!("{e}\n{untouched}"))?;
+    hook_types
+        .instantiate(&config.hooks, None)
+        .map_err(|e| format!("{source}: {e}\n{untouched}"))?;
     println!("switchyard: the configuration file {source} syntax is ok");
     let running =
         pidfile::running_switchyard(&config).map_err(|e| format!("{e}; nothing was sent"))?;

@@ -8,6 +8,7 @@ use super::signals::SignalHandler;
 use crate::admin::api::AdminApi;
 use crate::admin::auth::Access;
 use crate::config::Config;
+use crate::hooks::{HookSet, HookTypes};
 use crate::http::proxy::Balancer;
 use crate::listen::drain::Draining;
 use crate::listen::guard::ConnectionGuard;
@@ -25,10 +26,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A server ready to `run_forever`, serving `config`, which SIGHUP re-reads
-/// from `file` (`None`: the built-in one). With `-u` this blocks until the
-/// running switchyard hands over its listening sockets.
-pub fn build(config: Config, file: Option<PathBuf>, opt: Opt) -> Result<Server> {
+/// A server ready to `run_forever`, serving `config` with `hooks` (its
+/// instances of `hook_types`), which SIGHUP re-reads from `file` (`None`:
+/// the built-in one). With `-u` this blocks until the running switchyard
+/// hands over its listening sockets.
+pub fn build(
+    config: Config,
+    file: Option<PathBuf>,
+    opt: Opt,
+    hook_types: Arc<HookTypes>,
+    hooks: HookSet,
+) -> Result<Server> {
     let config = &config;
     // Before the listeners of an old process (`-u`) are taken over: until
     // they are, it still serves.
@@ -47,7 +55,7 @@ pub fn build(config: Config, file: Option<PathBuf>, opt: Opt) -> Result<Server> 
     // bootstrap that runs after the fork, is skipped in favour of ours.
     server.bootstrap();
 
-    let live = Arc::new(Live::new(config.clone(), discovered)?);
+    let live = Arc::new(Live::new(config.clone(), discovered, hook_types, hooks)?);
     server.add_service(background_service(
         "DNS discovery",
         DiscoveryService::new(Arc::clone(&live)),

@@ -11,6 +11,7 @@ pub mod matcher;
 pub mod rewrite;
 
 use crate::config::{ActionConfig, RouteConfig};
+use crate::hooks::{Hook, HookSet};
 use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::HeaderValue;
@@ -38,6 +39,8 @@ pub struct Route {
     pub strip_prefix: Option<Box<[u8]>>,
     pub request_headers: HeaderRewrite,
     pub response_headers: HeaderRewrite,
+    /// The hook instances that see its requests, in order.
+    pub hooks: Vec<Arc<dyn Hook>>,
 }
 
 /// What a route does with a request.
@@ -78,10 +81,10 @@ impl Split {
 }
 
 impl RouteTable {
-    /// The routes of `routes` over `upstreams` (which they were checked
-    /// against when the file was read; a route to a missing upstream is
-    /// left out).
-    pub fn new(routes: &[RouteConfig], upstreams: &[Arc<Upstream>]) -> Self {
+    /// The routes of `routes` over `upstreams` and `hooks` (which they were
+    /// checked against when the file was read; a route to a missing
+    /// upstream or hook is left out).
+    pub fn new(routes: &[RouteConfig], upstreams: &[Arc<Upstream>], hooks: &HookSet) -> Self {
         let find = |name: &str| upstreams.iter().find(|u| u.name == name).cloned();
         let routes = routes
             .iter()
@@ -111,7 +114,13 @@ impl RouteTable {
                         body: Bytes::from(respond.body.clone()),
                     },
                 };
+                let hooks = config
+                    .hooks
+                    .iter()
+                    .map(|name| hooks.get(name).cloned())
+                    .collect::<Option<Vec<_>>>()?;
                 Some(Route {
+                    hooks,
                     name: config
                         .name
                         .clone()

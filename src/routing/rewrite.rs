@@ -2,9 +2,9 @@
 //! configuration: names and values checked when the file was read.
 
 use crate::config::HeaderEdits;
+use crate::hooks::EditableHeader;
 use http::{HeaderName, HeaderValue};
 use pingora_error::Result;
-use pingora_http::{RequestHeader, ResponseHeader};
 
 /// Header edits, applied in order: remove, set, add.
 #[derive(Default)]
@@ -13,33 +13,6 @@ pub struct HeaderRewrite {
     set: Vec<(HeaderName, HeaderValue)>,
     add: Vec<(HeaderName, HeaderValue)>,
 }
-
-/// A request or response header that edits can be applied to.
-pub trait EditableHeader {
-    fn remove(&mut self, name: &HeaderName);
-    fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()>;
-    fn add(&mut self, name: HeaderName, value: HeaderValue) -> Result<()>;
-}
-
-/// Pingora's request and response headers have the same methods, but no
-/// trait of their own for them.
-macro_rules! editable_header {
-    ($($header:ty),*) => {$(
-        impl EditableHeader for $header {
-            fn remove(&mut self, name: &HeaderName) {
-                self.remove_header(name);
-            }
-            fn set(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
-                self.insert_header(name, value)
-            }
-            fn add(&mut self, name: HeaderName, value: HeaderValue) -> Result<()> {
-                self.append_header(name, value).map(|_| ())
-            }
-        }
-    )*};
-}
-
-editable_header!(RequestHeader, ResponseHeader);
 
 impl HeaderRewrite {
     pub fn new(edits: &HeaderEdits) -> Self {
@@ -63,7 +36,7 @@ impl HeaderRewrite {
     }
 
     /// Apply the edits to `header`.
-    pub fn apply(&self, header: &mut impl EditableHeader) -> Result<()> {
+    pub(crate) fn apply(&self, header: &mut impl EditableHeader) -> Result<()> {
         for name in &self.remove {
             header.remove(name);
         }

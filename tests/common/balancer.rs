@@ -59,8 +59,14 @@ impl Balancer {
 
     /// Start a balancer for `site` and wait until its proxy listener answers.
     pub fn start_site(site: Site) -> Balancer {
+        Balancer::start_program(&switchyard_bin(), site)
+    }
+
+    /// Like [`Balancer::start_site`], with `program` (a binary built on the
+    /// switchyard library) in place of `switchyard`.
+    pub fn start_program(program: &Path, site: Site) -> Balancer {
         let process = Process::spawn(
-            Command::new(switchyard_bin())
+            Command::new(program)
                 .arg("-c")
                 .arg(&site.config_path)
                 .env("RUST_LOG", "info"),

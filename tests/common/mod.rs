@@ -24,6 +24,7 @@ pub use dns::DnsServer;
 pub use load::{Load, LoadReport};
 pub use ports::free_port;
 pub use process::{
-    alive, backend_bin, output_text, run_switchyard, switchyard_bin, wait_until, Process,
+    alive, backend_bin, example_bin, output_text, run_switchyard, switchyard_bin, wait_until,
+    Process,
 };
 pub use scrape::Scrape;

@@ -17,9 +17,15 @@ pub fn switchyard_bin() -> PathBuf {
 
 /// The demo backend, built by `cargo test` next to the binary.
 pub fn backend_bin() -> PathBuf {
+    example_bin("backend")
+}
+
+/// The example program `name` (`examples/NAME.rs`), built by `cargo test`
+/// next to the binary.
+pub fn example_bin(name: &str) -> PathBuf {
     let bin = switchyard_bin();
     let dir = bin.parent().expect("binary has a directory");
-    let path = dir.join("examples").join("backend");
+    let path = dir.join("examples").join(name);
     assert!(
         path.exists(),
         "{} is missing: build it with `cargo build --examples` (cargo test does)",
