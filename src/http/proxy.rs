@@ -11,8 +11,11 @@
 //! upstream's policy allows (`fail_to_connect`, `error_while_proxy`, and
 //! `upstream_response_filter` for `retry_on_status`), unless they were not
 //! the peer's doing ([`failure`]). `logging` turns the
-//! request context into metrics. Nothing here allocates for metrics: the
-//! handles hang off the peer and the upstream, resolved at startup.
+//! request context into metrics, and into an access log line when there is
+//! an access log ([`access_log`](super::access_log)). Nothing here
+//! allocates for metrics: the handles hang off the peer and the upstream,
+//! resolved at startup. Every request gets an `X-Request-ID`
+//! ([`request_id`](crate::request::request_id)) unless `request_id: false`.
 //!
 //! The request's time budget (`timeouts.request`) starts once its body is
 //! complete, and bounds connecting and waiting for a response header over
@@ -20,6 +23,7 @@
 //! enforced through the client stream ([`ClientStream::set_budget`]), which
 //! Pingora polls while it waits for the peer.
 
+use super::access_log::{AccessLog, Entry};
 use super::context::RequestContext;
 use super::failure::{self, is_broken_connection, is_timeout};
 use super::respond;
@@ -28,6 +32,7 @@ use crate::listen::stream::{ClientStream, Framing};
 use crate::live::Live;
 use crate::metrics::UpstreamErrorKind;
 use crate::request::admission::content_length;
+use crate::request::request_id::{self, X_REQUEST_ID};
 use crate::resources::is_exhausted;
 use crate::routing::matcher::RequestView;
 use crate::routing::Action;
@@ -42,7 +47,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// The pool group of connections made for a retry on a fresh connection:
 /// none of them is ever pooled (the retry says `Connection: close`), so a
@@ -52,11 +57,52 @@ const FRESH_CONNECTION_GROUP: u64 = u64::MAX;
 /// The balancer: serves each request with the live snapshot it arrives in.
 pub struct Balancer {
     live: Arc<Live>,
+    /// Where the lines go when the snapshot has an access log.
+    access_log: Arc<AccessLog>,
 }
 
 impl Balancer {
-    pub fn new(live: Arc<Live>) -> Self {
-        Balancer { live }
+    /// The balancer of `live`, logging requests to `access_log` while the
+    /// configuration has one.
+    pub fn new(live: Arc<Live>, access_log: Arc<AccessLog>) -> Self {
+        Balancer { live, access_log }
+    }
+
+    /// Queue the access log line of a finished request, when there is an
+    /// access log.
+    fn log_request(&self, session: &Session, ctx: &RequestContext) {
+        let Some(settings) = ctx.snapshot.as_ref().and_then(|s| s.access_log.as_ref()) else {
+            return;
+        };
+        let request = session.req_header();
+        let (target, target_cut) = Entry::bounded_target(request.raw_path());
+        let combined = settings.format == crate::config::AccessLogFormat::Combined;
+        let header = |name: header::HeaderName| {
+            combined
+                .then(|| request.headers.get(name).cloned())
+                .flatten()
+        };
+        self.access_log.log(Entry {
+            settings: Arc::clone(settings),
+            time: SystemTime::now(),
+            client: ctx.origin.map(|o| o.client),
+            method: request.method.clone(),
+            target,
+            target_cut,
+            version: request.version,
+            status: status_sent(session),
+            bytes_in: session.body_bytes_read() as u64,
+            bytes_out: session.body_bytes_sent() as u64,
+            route: ctx.route().map(|r| Arc::clone(&r.name)),
+            upstream: ctx.upstream.clone(),
+            peer: ctx.peer.as_ref().map(|m| Arc::clone(&m.peer)),
+            attempts: ctx.attempts,
+            duration: ctx.started.elapsed(),
+            upstream_header: ctx.upstream_header,
+            request_id: ctx.request_id.clone(),
+            referer: header(header::REFERER),
+            user_agent: header(header::USER_AGENT),
+        });
     }
 
     /// Start the request's time budget: its body is complete (`since`
@@ -95,6 +141,15 @@ impl Balancer {
             }
         }
     }
+}
+
+/// The status of the response sent, 0 for none (a `100 Continue` alone is
+/// no answer).
+fn status_sent(session: &Session) -> u16 {
+    session
+        .response_written()
+        .filter(|r| !r.status.is_informational())
+        .map_or(0, |r| r.status.as_u16())
 }
 
 /// 408 for a client whose body stalled: its own fault, no peer's.
@@ -236,6 +291,7 @@ impl ProxyHttp for Balancer {
         }
         // One configuration for the whole request.
         let snapshot = self.live.current();
+        ctx.snapshot = Some(Arc::clone(&snapshot));
         // While shutting down Pingora has already turned keep-alive off (the
         // answer says `Connection: close`); leave it off then.
         if session.as_downstream().get_keepalive().is_some() {
@@ -254,6 +310,13 @@ impl ProxyHttp for Balancer {
                 .forwarding
                 .origin(ip, &session.req_header().headers)
         });
+        if snapshot.request_id {
+            ctx.request_id = Some(request_id::request_id(
+                ctx.origin.as_ref(),
+                &session.req_header().headers,
+            ));
+        }
+        let request_id = ctx.request_id.as_ref();
         let client = ctx.origin.map(|o| o.client);
         let had_content_length = had_content_length(session);
         let admitted =
@@ -301,20 +364,21 @@ impl ProxyHttp for Balancer {
                     loggable(session.req_header().raw_path()),
                     client.map_or_else(|| "?".to_string(), |ip| ip.to_string()),
                 );
-                respond::plain_error(session, status, Some(reason)).await?;
+                respond::plain_error(session, status, Some(reason), request_id).await?;
                 return Ok(true);
             }
             Admitted::StatusPage if snapshot.admission.may_see_status(client) => {
-                respond::status_page(session, &snapshot.upstreams).await?;
+                respond::status_page(session, &snapshot.upstreams, request_id).await?;
                 return Ok(true);
             }
             Admitted::StatusPage => {
                 let detail = Some("the status page is not available to you");
-                respond::plain_error(session, 403, detail).await?;
+                respond::plain_error(session, 403, detail, request_id).await?;
                 return Ok(true);
             }
             Admitted::NotRouted => {
-                respond::plain_error(session, 404, Some("no route serves this request")).await?;
+                let detail = Some("no route serves this request");
+                respond::plain_error(session, 404, detail, request_id).await?;
                 return Ok(true);
             }
             Admitted::Routed(index) => index,
@@ -322,25 +386,26 @@ impl ProxyHttp for Balancer {
         let Some(route) = snapshot.routes.get(index) else {
             return Error::e_explain(ErrorType::InternalError, "a route that is not there");
         };
+        ctx.route = Some(index);
         let upstream = match &route.action {
             Action::Upstream(upstream) => Arc::clone(upstream),
             Action::Split(split) => Arc::clone(split.pick()),
             Action::Redirect { status, location } => {
-                respond::redirect(session, *status, location).await?;
+                respond::redirect(session, *status, location, request_id).await?;
                 return Ok(true);
             }
             Action::Respond { status, body } => {
-                respond::body(session, *status, body.clone()).await?;
+                respond::body(session, *status, body.clone(), request_id).await?;
                 return Ok(true);
             }
         };
-        ctx.route = Some(index);
         upstream.metrics.request_started();
         let no_peer = !upstream.has_untried_peer(TriedPeers::default());
         ctx.upstream = Some(Arc::clone(&upstream));
         if no_peer {
             // Answered here, the client keeps its connection.
-            respond::plain_error(session, 503, Some("no peer is up")).await?;
+            let request_id = ctx.request_id.as_ref();
+            respond::plain_error(session, 503, Some("no peer is up"), request_id).await?;
             return Ok(true);
         }
         ctx.upgrade = is_websocket_upgrade(session.req_header());
@@ -367,7 +432,6 @@ impl ProxyHttp for Balancer {
                 body_complete = Some(Instant::now());
             }
         }
-        ctx.snapshot = Some(snapshot);
         if let Some(since) = body_complete {
             self.start_budget(session, ctx, since);
         }
@@ -476,6 +540,9 @@ impl ProxyHttp for Balancer {
                 route.request_headers.apply(upstream_request)?;
             }
         }
+        if let Some(id) = &ctx.request_id {
+            upstream_request.insert_header(&X_REQUEST_ID, id.clone())?;
+        }
         if let Some(host) = &ctx.forward_host {
             upstream_request.insert_header(header::HOST, host.clone())?;
         } else if !upstream_request.headers.contains_key(header::HOST) {
@@ -519,8 +586,9 @@ impl ProxyHttp for Balancer {
         }
         let peer = &member.peer;
         if let Some(chosen) = ctx.peer_chosen_at.take() {
-            peer.metrics
-                .observe_upstream_response(chosen.elapsed().as_secs_f64());
+            let waited = chosen.elapsed();
+            peer.metrics.observe_upstream_response(waited.as_secs_f64());
+            ctx.upstream_header = Some(waited);
         }
         if upstream.policy.fails_on_status(status.as_u16()) {
             peer.record_request_failure(upstream.policy.max_fails, status.as_str());
@@ -554,6 +622,9 @@ impl ProxyHttp for Balancer {
         response: &mut ResponseHeader,
         ctx: &mut RequestContext,
     ) -> Result<()> {
+        if let Some(id) = &ctx.request_id {
+            response.insert_header(&X_REQUEST_ID, id.clone())?;
+        }
         if let Some(route) = ctx.route() {
             if !route.response_headers.is_empty() {
                 route.response_headers.apply(response)?;
@@ -670,7 +741,9 @@ impl ProxyHttp for Balancer {
         }
         if code > 0 {
             let detail = failure::detail_of(e);
-            if let Err(write_error) = respond::plain_error(session, code, detail.as_deref()).await {
+            let request_id = ctx.request_id.as_ref();
+            let sent = respond::plain_error(session, code, detail.as_deref(), request_id).await;
+            if let Err(write_error) = sent {
                 log::debug!("could not send the {code} response: {write_error}");
             }
         }
@@ -691,14 +764,11 @@ impl ProxyHttp for Balancer {
         if let Some(stream) = client_stream(session) {
             stream.request_finished();
         }
+        self.log_request(session, ctx);
         let Some(upstream) = ctx.upstream.as_ref() else {
             return;
         };
-        // A `100 Continue` alone is no answer.
-        let status = session
-            .response_written()
-            .filter(|r| !r.status.is_informational())
-            .map_or(0, |r| r.status.as_u16());
+        let status = status_sent(session);
         let counters = match &ctx.peer {
             Some(member) => &member.peer.metrics.requests,
             None => &upstream.metrics.without_peer,

@@ -7,3 +7,4 @@
 pub mod admission;
 pub mod forwarding;
 pub mod path;
+pub mod request_id;
