@@ -1,7 +1,7 @@
 //! What a request is and may do, before any peer is involved: admission
 //! (limits, `Host`, framing, deny rules), the request path's canonical and
-//! forwarded forms, and where the request comes from (trusted proxies,
-//! forwarding headers). Plain functions over Pingora's request header; the
+//! forwarded forms, where the request comes from (trusted proxies,
+//! forwarding headers), and its `X-Request-ID`. Plain functions over Pingora's request header; the
 //! live snapshot holds the rules of one configuration.
 
 pub mod admission;
