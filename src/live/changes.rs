@@ -103,3 +103,29 @@ impl fmt::Display for Changes {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let text = format!("{extra}upstreams:\n  a:\n    peers: [127.0.0.1:1]\n");
+        Config::parse(&text, "test.yaml").unwrap()
+    }
+
+    #[test]
+    fn the_access_log_changes_while_running_but_not_its_queue() {
+        let off = config("");
+        let on = config("access_log: { path: /tmp/a.log }\n");
+        let moved = config("access_log: { path: /tmp/b.log, format: combined }\n");
+        assert_eq!(check_restartless(&off, &on), Ok(()));
+        assert_eq!(check_restartless(&on, &moved), Ok(()));
+        assert_eq!(check_restartless(&on, &off), Ok(()));
+        let bigger = config("access_log: { path: /tmp/a.log, buffer: 8192 }\n");
+        assert_eq!(
+            check_restartless(&on, &bigger),
+            Err(ReloadError::NeedsRestart("access_log.buffer"))
+        );
+        assert!(check_restartless(&off, &bigger).is_err());
+    }
+}

@@ -126,7 +126,7 @@ impl AccessLog {
     /// to do before the first line: the file is opened then.
     pub fn reopen(&self) {
         let Some(queue) = self.queue.get() else {
-            log::info!("SIGUSR1: the access log has not been opened yet");
+            log::debug!("SIGUSR1: no access log is open");
             return;
         };
         self.reopen.store(true, Ordering::Release);
