@@ -289,7 +289,7 @@ fn a_writer_stuck_on_a_full_pipe_drops_lines_and_never_slows_requests() {
     // 1500 lines are far more than a pipe (64 KiB), the writer's buffer
     // (64 KiB) and the queue (16) hold.
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_secs(3),
         "a request took {slowest:?} (all: {:?})",
         started.elapsed()
     );
