@@ -190,7 +190,7 @@ impl AdminApi {
                     .iter()
                     .map(|route| {
                         let mut shown = serde_json::to_value(&route.config).unwrap_or_default();
-                        shown["name"] = json!(route.name);
+                        shown["name"] = json!(&*route.name);
                         shown
                     })
                     .collect();

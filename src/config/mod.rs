@@ -5,6 +5,7 @@
 //! the line. The structs here are the single source of truth for defaults;
 //! `conf/switchyard.yaml` documents each key.
 
+mod access_log;
 mod admin;
 mod hooks;
 mod limits;
@@ -15,6 +16,7 @@ mod scalar;
 mod server;
 mod upstream;
 
+pub use access_log::{AccessLogConfig, AccessLogFormat, DEFAULT_BUFFER, STDERR_PATH};
 pub use admin::{AdminConfig, TOKEN_ENV};
 pub use hooks::{HookConfig, Hooks};
 pub use limits::{allowed, private_networks, DenyRule, EscapedSlashes, LimitsConfig};
@@ -25,7 +27,7 @@ pub use routes::{
 };
 pub use scalar::{
     Addr, Cidr, HeaderName, HeaderValue, HostPattern, HostPort, Interval, MethodName, PathRegex,
-    PeerAddr, SplitWeight, SrvName, StatusCode, Threshold, UrlPath, Weight,
+    PeerAddr, PositiveCount, SplitWeight, SrvName, StatusCode, Threshold, UrlPath, Weight,
 };
 pub use server::ServerSettings;
 pub use upstream::{
@@ -79,6 +81,13 @@ pub struct Config {
     /// are believed; from everyone else they are replaced.
     #[serde(default)]
     pub trusted_proxies: Vec<Cidr>,
+    /// One line per request (none without this section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<AccessLogConfig>,
+    /// Give every request an `X-Request-ID` (kept from a trusted proxy,
+    /// else generated), sent to the peer, returned and logged.
+    #[serde(default = "default_request_id")]
+    pub request_id: bool,
     /// Bounds on client requests and connections.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -104,6 +113,10 @@ fn default_listen() -> Addr {
 
 fn default_metrics() -> Addr {
     Addr(SocketAddr::from(([127, 0, 0, 1], 6192)))
+}
+
+fn default_request_id() -> bool {
+    true
 }
 
 fn default_status_path() -> UrlPath {
@@ -187,6 +200,14 @@ impl Config {
                 line_of_top_level_key(text, "resolver")
             ))
         })?;
+        if let Some(access_log) = &config.access_log {
+            access_log.check().map_err(|e| {
+                error(format!(
+                    "access_log.{e}{}",
+                    line_of_top_level_key(text, "access_log")
+                ))
+            })?;
+        }
         config.check_routes(text).map_err(error)?;
         Ok(config)
     }
@@ -454,6 +475,46 @@ upstreams:
         assert!(error_of(text).contains("same path_prefix"));
         let text = "upstreams:\n  a b:\n    peers: [127.0.0.1:1]\n";
         assert!(error_of(text).contains("not a valid upstream name"));
+    }
+
+    #[test]
+    fn the_access_log_is_off_by_default_and_checked_with_its_line() {
+        let config = Config::parse(SAMPLE, "test.yaml").unwrap();
+        assert!(config.access_log.is_none());
+        assert!(config.request_id);
+
+        let on = format!("{SAMPLE}access_log: {{ path: /tmp/access.log }}\nrequest_id: false\n");
+        let config = Config::parse(&on, "test.yaml").unwrap();
+        let access_log = config.access_log.unwrap();
+        assert_eq!(access_log.format, AccessLogFormat::Json);
+        assert_eq!(access_log.buffer.0, DEFAULT_BUFFER);
+        assert!(!config.request_id);
+
+        let message = error_of(&format!(
+            "{SAMPLE}access_log:\n  path: /tmp/a.log\n  format: xml\n"
+        ));
+        assert!(
+            message.starts_with("test.yaml: access_log.format: unknown variant `xml`"),
+            "{message}"
+        );
+        assert!(message.contains("line 23"), "{message}");
+
+        let message = error_of(&format!("{SAMPLE}access_log:\n  path: \"\"\n"));
+        assert!(
+            message.starts_with("test.yaml: access_log.path: must name a file"),
+            "{message}"
+        );
+        assert!(message.ends_with("at line 21"), "{message}");
+
+        let message = error_of(&format!("{SAMPLE}access_log: {{ path: -, buffer: 0 }}\n"));
+        assert!(message.contains("access_log.buffer: 0 is not"), "{message}");
+        let message = error_of(&format!("{SAMPLE}access_log: {{ file: x }}\n"));
+        assert!(
+            message.contains("access_log: unknown field `file`"),
+            "{message}"
+        );
+        let message = error_of(&format!("{SAMPLE}request_id: maybe\n"));
+        assert!(message.contains("request_id: invalid type"), "{message}");
     }
 
     #[test]

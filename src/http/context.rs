@@ -40,8 +40,11 @@ pub struct RequestContext {
     /// When the current peer was chosen; taken when its response header
     /// arrives.
     pub(super) peer_chosen_at: Option<Instant>,
-    /// How long the peer that answered took to send its response header.
-    pub(super) upstream_header_time: Option<Duration>,
+    /// How long the peer that answered took to send its response header,
+    /// from when it was chosen.
+    pub(super) upstream_header: Option<Duration>,
+    /// The request's `X-Request-ID` (`request_id: true`).
+    pub(super) request_id: Option<HeaderValue>,
     pub(super) tried: TriedPeers,
     pub(super) attempts: u32,
     /// The next attempt goes to the same peer on a new connection: the
@@ -75,7 +78,8 @@ impl RequestContext {
             peer: None,
             in_flight: None,
             peer_chosen_at: None,
-            upstream_header_time: None,
+            upstream_header: None,
+            request_id: None,
             tried: TriedPeers::default(),
             attempts: 0,
             fresh_connection: false,

@@ -91,7 +91,7 @@ pub(super) fn on_log(session: &Session, ctx: &RequestContext, route: &Route) {
         peer: ctx.peer.as_ref().map(|m| m.peer.addr),
         attempts: ctx.attempts,
         duration: ctx.started.elapsed(),
-        upstream_header_time: ctx.upstream_header_time,
+        upstream_header_time: ctx.upstream_header,
     };
     for hook in &route.hooks {
         hook.on_log(&summary);

@@ -3,6 +3,7 @@
 //! request: its context, whose fault a failure is, and switchyard's own
 //! answers. What a request may do is decided in [`crate::request`].
 
+pub mod access_log;
 pub mod context;
 pub mod failure;
 mod hook_phases;

@@ -11,8 +11,11 @@
 //! upstream's policy allows (`fail_to_connect`, `error_while_proxy`, and
 //! `upstream_response_filter` for `retry_on_status`), unless they were not
 //! the peer's doing ([`failure`]). `logging` turns the
-//! request context into metrics. Nothing here allocates for metrics: the
-//! handles hang off the peer and the upstream, resolved at startup.
+//! request context into metrics, and into an access log line when there is
+//! an access log ([`access_log`](super::access_log)). Nothing here
+//! allocates for metrics: the handles hang off the peer and the upstream,
+//! resolved at startup. Every request gets an `X-Request-ID`
+//! ([`request_id`](crate::request::request_id)) unless `request_id: false`.
 //!
 //! The request's time budget (`timeouts.request`) starts once its body is
 //! complete, and bounds connecting and waiting for a response header over
@@ -20,6 +23,7 @@
 //! enforced through the client stream ([`ClientStream::set_budget`]), which
 //! Pingora polls while it waits for the peer.
 
+use super::access_log::{AccessLog, Entry};
 use super::context::RequestContext;
 use super::failure::{self, is_broken_connection, is_timeout};
 use super::hook_phases;
@@ -29,6 +33,7 @@ use crate::listen::stream::{ClientStream, Framing};
 use crate::live::Live;
 use crate::metrics::UpstreamErrorKind;
 use crate::request::admission::content_length;
+use crate::request::request_id::{self, X_REQUEST_ID};
 use crate::resources::is_exhausted;
 use crate::routing::matcher::RequestView;
 use crate::routing::Action;
@@ -43,7 +48,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// The pool group of connections made for a retry on a fresh connection:
 /// none of them is ever pooled (the retry says `Connection: close`), so a
@@ -53,11 +58,52 @@ const FRESH_CONNECTION_GROUP: u64 = u64::MAX;
 /// The balancer: serves each request with the live snapshot it arrives in.
 pub struct Balancer {
     live: Arc<Live>,
+    /// Where the lines go when the snapshot has an access log.
+    access_log: Arc<AccessLog>,
 }
 
 impl Balancer {
-    pub fn new(live: Arc<Live>) -> Self {
-        Balancer { live }
+    /// The balancer of `live`, logging requests to `access_log` while the
+    /// configuration has one.
+    pub fn new(live: Arc<Live>, access_log: Arc<AccessLog>) -> Self {
+        Balancer { live, access_log }
+    }
+
+    /// Queue the access log line of a finished request, when there is an
+    /// access log.
+    fn log_request(&self, session: &Session, ctx: &RequestContext) {
+        let Some(settings) = ctx.snapshot.as_ref().and_then(|s| s.access_log.as_ref()) else {
+            return;
+        };
+        let request = session.req_header();
+        let (target, target_cut) = Entry::bounded_target(request.raw_path());
+        let combined = settings.format == crate::config::AccessLogFormat::Combined;
+        let header = |name: header::HeaderName| {
+            combined
+                .then(|| request.headers.get(name).cloned())
+                .flatten()
+        };
+        self.access_log.log(Entry {
+            settings: Arc::clone(settings),
+            time: SystemTime::now(),
+            client: ctx.origin.map(|o| o.client),
+            method: request.method.clone(),
+            target,
+            target_cut,
+            version: request.version,
+            status: status_sent(session),
+            bytes_in: session.body_bytes_read() as u64,
+            bytes_out: session.body_bytes_sent() as u64,
+            route: ctx.route().map(|r| Arc::clone(&r.name)),
+            upstream: ctx.upstream.clone(),
+            peer: ctx.peer.as_ref().map(|m| Arc::clone(&m.peer)),
+            attempts: ctx.attempts,
+            duration: ctx.started.elapsed(),
+            upstream_header: ctx.upstream_header,
+            request_id: ctx.request_id.clone(),
+            referer: header(header::REFERER),
+            user_agent: header(header::USER_AGENT),
+        });
     }
 
     /// Start the request's time budget: its body is complete (`since`
@@ -96,6 +142,15 @@ impl Balancer {
             }
         }
     }
+}
+
+/// The status of the response sent, 0 for none (a `100 Continue` alone is
+/// no answer).
+fn status_sent(session: &Session) -> u16 {
+    session
+        .response_written()
+        .filter(|r| !r.status.is_informational())
+        .map_or(0, |r| r.status.as_u16())
 }
 
 /// 408 for a client whose body stalled: its own fault, no peer's.
@@ -237,6 +292,7 @@ impl ProxyHttp for Balancer {
         }
         // One configuration for the whole request.
         let snapshot = self.live.current();
+        ctx.snapshot = Some(Arc::clone(&snapshot));
         // While shutting down Pingora has already turned keep-alive off (the
         // answer says `Connection: close`); leave it off then.
         if session.as_downstream().get_keepalive().is_some() {
@@ -255,6 +311,13 @@ impl ProxyHttp for Balancer {
                 .forwarding
                 .origin(ip, &session.req_header().headers)
         });
+        if snapshot.request_id {
+            ctx.request_id = Some(request_id::request_id(
+                ctx.origin.as_ref(),
+                &session.req_header().headers,
+            ));
+        }
+        let request_id = ctx.request_id.as_ref();
         let client = ctx.origin.map(|o| o.client);
         let had_content_length = had_content_length(session);
         // The canonical path, for the hooks of a route that has some.
@@ -310,20 +373,21 @@ impl ProxyHttp for Balancer {
                     loggable(session.req_header().raw_path()),
                     client.map_or_else(|| "?".to_string(), |ip| ip.to_string()),
                 );
-                respond::plain_error(session, status, Some(reason)).await?;
+                respond::plain_error(session, status, Some(reason), request_id).await?;
                 return Ok(true);
             }
             Admitted::StatusPage if snapshot.admission.may_see_status(client) => {
-                respond::status_page(session, &snapshot.upstreams).await?;
+                respond::status_page(session, &snapshot.upstreams, request_id).await?;
                 return Ok(true);
             }
             Admitted::StatusPage => {
                 let detail = Some("the status page is not available to you");
-                respond::plain_error(session, 403, detail).await?;
+                respond::plain_error(session, 403, detail, request_id).await?;
                 return Ok(true);
             }
             Admitted::NotRouted => {
-                respond::plain_error(session, 404, Some("no route serves this request")).await?;
+                let detail = Some("no route serves this request");
+                respond::plain_error(session, 404, detail, request_id).await?;
                 return Ok(true);
             }
             Admitted::Routed(index) => index,
@@ -338,23 +402,23 @@ impl ProxyHttp for Balancer {
             Action::Redirect { .. } | Action::Respond { .. } => None,
         };
         if let Some(path) = hook_path {
-            ctx.snapshot = Some(Arc::clone(&snapshot));
             let upstreams = &snapshot.upstreams;
             let answer =
                 hook_phases::on_request(session, ctx, route, upstreams, &mut upstream, &path).await;
             if let Some(answer) = answer {
-                respond::answer(session, &answer).await?;
+                respond::answer(session, &answer, ctx.request_id.as_ref()).await?;
                 return Ok(true);
             }
         }
+        let request_id = ctx.request_id.as_ref();
         let upstream = match (upstream, &route.action) {
             (Some(upstream), _) => upstream,
             (None, Action::Redirect { status, location }) => {
-                respond::redirect(session, *status, location).await?;
+                respond::redirect(session, *status, location, request_id).await?;
                 return Ok(true);
             }
             (None, Action::Respond { status, body }) => {
-                respond::body(session, *status, body.clone()).await?;
+                respond::body(session, *status, body.clone(), request_id).await?;
                 return Ok(true);
             }
             (None, _) => {
@@ -366,7 +430,8 @@ impl ProxyHttp for Balancer {
         ctx.upstream = Some(Arc::clone(&upstream));
         if no_peer {
             // Answered here, the client keeps its connection.
-            respond::plain_error(session, 503, Some("no peer is up")).await?;
+            let request_id = ctx.request_id.as_ref();
+            respond::plain_error(session, 503, Some("no peer is up"), request_id).await?;
             return Ok(true);
         }
         ctx.upgrade = is_websocket_upgrade(session.req_header());
@@ -393,7 +458,6 @@ impl ProxyHttp for Balancer {
                 body_complete = Some(Instant::now());
             }
         }
-        ctx.snapshot = Some(snapshot);
         if let Some(since) = body_complete {
             self.start_budget(session, ctx, since);
         }
@@ -505,6 +569,9 @@ impl ProxyHttp for Balancer {
                 hook_phases::before_upstream(ctx, upstream_request).await;
             }
         }
+        if let Some(id) = &ctx.request_id {
+            upstream_request.insert_header(&X_REQUEST_ID, id.clone())?;
+        }
         if let Some(host) = &ctx.forward_host {
             upstream_request.insert_header(header::HOST, host.clone())?;
         } else if !upstream_request.headers.contains_key(header::HOST) {
@@ -549,8 +616,8 @@ impl ProxyHttp for Balancer {
         let peer = &member.peer;
         if let Some(chosen) = ctx.peer_chosen_at.take() {
             let waited = chosen.elapsed();
-            ctx.upstream_header_time = Some(waited);
             peer.metrics.observe_upstream_response(waited.as_secs_f64());
+            ctx.upstream_header = Some(waited);
         }
         if upstream.policy.fails_on_status(status.as_u16()) {
             peer.record_request_failure(upstream.policy.max_fails, status.as_str());
@@ -584,6 +651,9 @@ impl ProxyHttp for Balancer {
         response: &mut ResponseHeader,
         ctx: &mut RequestContext,
     ) -> Result<()> {
+        if let Some(id) = &ctx.request_id {
+            response.insert_header(&X_REQUEST_ID, id.clone())?;
+        }
         if let Some(route) = ctx.route() {
             if !route.response_headers.is_empty() {
                 route.response_headers.apply(response)?;
@@ -703,7 +773,9 @@ impl ProxyHttp for Balancer {
         }
         if code > 0 {
             let detail = failure::detail_of(e);
-            if let Err(write_error) = respond::plain_error(session, code, detail.as_deref()).await {
+            let request_id = ctx.request_id.as_ref();
+            let sent = respond::plain_error(session, code, detail.as_deref(), request_id).await;
+            if let Err(write_error) = sent {
                 log::debug!("could not send the {code} response: {write_error}");
             }
         }
@@ -729,14 +801,11 @@ impl ProxyHttp for Balancer {
                 hook_phases::on_log(session, ctx, route);
             }
         }
+        self.log_request(session, ctx);
         let Some(upstream) = ctx.upstream.as_ref() else {
             return;
         };
-        // A `100 Continue` alone is no answer.
-        let status = session
-            .response_written()
-            .filter(|r| !r.status.is_informational())
-            .map_or(0, |r| r.status.as_u16());
+        let status = status_sent(session);
         let counters = match &ctx.peer {
             Some(member) => &member.peer.metrics.requests,
             None => &upstream.metrics.without_peer,

@@ -10,6 +10,7 @@
 
 use crate::admin::status;
 use crate::hooks::Answer;
+use crate::request::request_id::X_REQUEST_ID;
 use crate::upstream::Upstream;
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue};
@@ -25,7 +26,12 @@ fn closes_connection(code: u16) -> bool {
 
 /// `503 Service Unavailable: <detail>` as plain text, unless a response
 /// has already been sent.
-pub async fn plain_error(session: &mut Session, code: u16, detail: Option<&str>) -> Result<()> {
+pub async fn plain_error(
+    session: &mut Session,
+    code: u16,
+    detail: Option<&str>,
+    request_id: Option<&HeaderValue>,
+) -> Result<()> {
     // After a `100 Continue` the answer is still to come.
     if session
         .response_written()
@@ -49,12 +55,18 @@ pub async fn plain_error(session: &mut Session, code: u16, detail: Option<&str>)
         code,
         "text/plain; charset=utf-8",
         Bytes::from(text),
+        request_id,
     )
     .await
 }
 
 /// A redirect (`status`) to `location`, with a short text body.
-pub async fn redirect(session: &mut Session, status: u16, location: &HeaderValue) -> Result<()> {
+pub async fn redirect(
+    session: &mut Session,
+    status: u16,
+    location: &HeaderValue,
+    request_id: Option<&HeaderValue>,
+) -> Result<()> {
     let text = format!(
         "{status} redirect: {}\n",
         String::from_utf8_lossy(location.as_bytes())
@@ -66,46 +78,74 @@ pub async fn redirect(session: &mut Session, status: u16, location: &HeaderValue
         "text/plain; charset=utf-8",
         Bytes::from(text),
         &location,
+        request_id,
     )
     .await
 }
 
 /// What a hook answered.
-pub async fn answer(session: &mut Session, answer: &Answer) -> Result<()> {
+pub async fn answer(
+    session: &mut Session,
+    answer: &Answer,
+    request_id: Option<&HeaderValue>,
+) -> Result<()> {
     let code = answer.status.as_u16();
     if closes_connection(code) {
         session.set_keepalive(None);
     }
     let body = answer.body.clone();
-    write_with(
+    let plain = "text/plain; charset=utf-8";
+    write_with(session, code, plain, body, &answer.headers, request_id).await
+}
+
+/// `status` with `body` as plain text (a route's `respond:`).
+pub async fn body(
+    session: &mut Session,
+    status: u16,
+    body: Bytes,
+    request_id: Option<&HeaderValue>,
+) -> Result<()> {
+    write(
         session,
-        code,
+        status,
         "text/plain; charset=utf-8",
         body,
-        &answer.headers,
+        request_id,
     )
     .await
 }
 
-/// `status` with `body` as plain text (a route's `respond:`).
-pub async fn body(session: &mut Session, status: u16, body: Bytes) -> Result<()> {
-    write(session, status, "text/plain; charset=utf-8", body).await
-}
-
 /// The status page of `upstreams`, in the format the request asks for.
-pub async fn status_page(session: &mut Session, upstreams: &[Arc<Upstream>]) -> Result<()> {
+pub async fn status_page(
+    session: &mut Session,
+    upstreams: &[Arc<Upstream>],
+    request_id: Option<&HeaderValue>,
+) -> Result<()> {
     let request = session.req_header();
     let format = status::Format::negotiate(
         request.uri.query(),
         request.headers.get(header::ACCEPT).map(|v| v.as_bytes()),
     );
     let body = status::render(upstreams, format);
-    write(session, 200, format.content_type(), Bytes::from(body)).await
+    write(
+        session,
+        200,
+        format.content_type(),
+        Bytes::from(body),
+        request_id,
+    )
+    .await
 }
 
 /// A complete response: header, `Content-Length` and body (none for HEAD).
-async fn write(session: &mut Session, code: u16, content_type: &str, body: Bytes) -> Result<()> {
-    write_with(session, code, content_type, body, &[]).await
+async fn write(
+    session: &mut Session,
+    code: u16,
+    content_type: &str,
+    body: Bytes,
+    request_id: Option<&HeaderValue>,
+) -> Result<()> {
+    write_with(session, code, content_type, body, &[], request_id).await
 }
 
 /// [`write`], with more headers (a `Content-Type` among them replaces
@@ -116,8 +156,9 @@ async fn write_with(
     content_type: &str,
     body: Bytes,
     extra: &[(HeaderName, HeaderValue)],
+    request_id: Option<&HeaderValue>,
 ) -> Result<()> {
-    let mut response = ResponseHeader::build(code, Some(4 + extra.len()))?;
+    let mut response = ResponseHeader::build(code, Some(5 + extra.len()))?;
     response.insert_header(header::CONTENT_TYPE, content_type)?;
     for (name, value) in extra {
         if name == header::CONTENT_TYPE {
@@ -125,6 +166,9 @@ async fn write_with(
         } else {
             response.append_header(name.clone(), value.clone())?;
         }
+    }
+    if let Some(id) = request_id {
+        response.insert_header(&X_REQUEST_ID, id.clone())?;
     }
     response.insert_header(header::CONTENT_LENGTH, body.len())?;
     response.insert_header(header::CACHE_CONTROL, "no-store")?;

@@ -1,7 +1,7 @@
 //! What a change of configuration changed, and why one is refused.
 
 use super::Snapshot;
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_BUFFER};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -31,9 +31,16 @@ impl fmt::Display for ReloadError {
 impl std::error::Error for ReloadError {}
 
 /// Refuse a change of what is fixed while the process runs: its
-/// listeners (the admin listener and its token included), the connection cap (a listener's), the `server:` settings.
+/// listeners (the admin listener and its token included), the connection cap (a listener's), the `server:` settings,
+/// the access log's queue (its path and format do change).
 pub fn check_restartless(old: &Config, new: &Config) -> Result<(), ReloadError> {
-    let fixed: [(&'static str, bool); 5] = [
+    let queue = |config: &Config| {
+        config
+            .access_log
+            .as_ref()
+            .map_or(DEFAULT_BUFFER, |a| a.buffer.0)
+    };
+    let fixed: [(&'static str, bool); 6] = [
         ("listen", old.listen == new.listen),
         ("metrics", old.metrics == new.metrics),
         ("admin", old.admin == new.admin),
@@ -42,6 +49,7 @@ pub fn check_restartless(old: &Config, new: &Config) -> Result<(), ReloadError> 
             "limits.max_connections",
             old.limits.max_connections == new.limits.max_connections,
         ),
+        ("access_log.buffer", queue(old) == queue(new)),
     ];
     match fixed.iter().find(|(_, same)| !same) {
         Some((key, _)) => Err(ReloadError::NeedsRestart(key)),
@@ -93,5 +101,31 @@ impl fmt::Display for Changes {
             "{} {noun} added, {} removed, {} changed",
             self.added, self.removed, self.changed
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let text = format!("{extra}upstreams:\n  a:\n    peers: [127.0.0.1:1]\n");
+        Config::parse(&text, "test.yaml").unwrap()
+    }
+
+    #[test]
+    fn the_access_log_changes_while_running_but_not_its_queue() {
+        let off = config("");
+        let on = config("access_log: { path: /tmp/a.log }\n");
+        let moved = config("access_log: { path: /tmp/b.log, format: combined }\n");
+        assert_eq!(check_restartless(&off, &on), Ok(()));
+        assert_eq!(check_restartless(&on, &moved), Ok(()));
+        assert_eq!(check_restartless(&on, &off), Ok(()));
+        let bigger = config("access_log: { path: /tmp/a.log, buffer: 8192 }\n");
+        assert_eq!(
+            check_restartless(&on, &bigger),
+            Err(ReloadError::NeedsRestart("access_log.buffer"))
+        );
+        assert!(check_restartless(&off, &bigger).is_err());
     }
 }

@@ -20,7 +20,7 @@ pub mod discovery;
 pub mod probes;
 pub mod state_file;
 
-use crate::config::Config;
+use crate::config::{AccessLogConfig, Config};
 use crate::hooks::{HookSet, HookTypes};
 use crate::metrics::{ReloadMetrics, UpstreamMetrics};
 use crate::peer::admin::{AdminState, WeightOverride};
@@ -57,6 +57,11 @@ pub struct Snapshot {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub buffer_body_bytes: u64,
+    /// `access_log:`, shared by the lines of the requests served with this
+    /// snapshot (`None`: no lines).
+    pub access_log: Option<Arc<AccessLogConfig>>,
+    /// `request_id`: name every request with an `X-Request-ID`.
+    pub request_id: bool,
 }
 
 /// The current [`Snapshot`], and what carries over to the next.
@@ -394,6 +399,8 @@ impl Snapshot {
             header_timeout: limits.header_timeout.0,
             body_timeout: limits.body_timeout.0,
             buffer_body_bytes: limits.buffer_body_bytes.0,
+            access_log: config.access_log.clone().map(Arc::new),
+            request_id: config.request_id,
             config,
         })
     }

@@ -6,6 +6,7 @@
 //! status code (lazily, on the first request with that code), so the request
 //! path never formats a label or hashes a label set.
 
+pub mod access_log;
 pub mod dns;
 
 use pingora_error::{Error, ErrorType};

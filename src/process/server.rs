@@ -1,14 +1,15 @@
 //! Assembling the Pingora server from a [`Config`]: the live snapshot, the
-//! probe schedule, the proxy, the metrics endpoint, the admin API,
-//! readiness, signals, and the order they start in.
+//! probe schedule, the proxy (and its access log), the metrics endpoint,
+//! the admin API, readiness, signals, and the order they start in.
 
 use super::readiness::{Readiness, LISTENER_LIMIT};
 use super::reload::FileReload;
 use super::signals::SignalHandler;
 use crate::admin::api::AdminApi;
 use crate::admin::auth::Access;
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_BUFFER};
 use crate::hooks::{HookSet, HookTypes};
+use crate::http::access_log::AccessLog;
 use crate::http::proxy::Balancer;
 use crate::listen::drain::Draining;
 use crate::listen::guard::ConnectionGuard;
@@ -65,7 +66,13 @@ pub fn build(
         ProbeService::new(Arc::clone(&live)),
     ));
 
-    let balancer = Balancer::new(Arc::clone(&live));
+    // Its writer thread starts with the first line, after `-d` forks.
+    let queue = config
+        .access_log
+        .as_ref()
+        .map_or(DEFAULT_BUFFER, |a| a.buffer.0);
+    let access_log = Arc::new(AccessLog::new(queue));
+    let balancer = Balancer::new(Arc::clone(&live), Arc::clone(&access_log));
     let app = ConnectionGuard::new(
         Draining::new(pingora_proxy::http_proxy(&server.configuration, balancer)),
         config.limits.max_connections.0,
@@ -106,7 +113,7 @@ pub fn build(
     let log_file = config.server.error_log.clone().filter(|_| daemon);
     server.add_service(background_service(
         "signals",
-        SignalHandler::new(log_file, reload),
+        SignalHandler::new(log_file, access_log, reload),
     ));
 
     Ok(server)

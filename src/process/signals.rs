@@ -6,10 +6,12 @@
 //! from the very start ([`ignore_until_handled`]) they are ignored, and once
 //! the server runs, [`SignalHandler`] acts on them, with a log line each:
 //! - SIGHUP reloads the configuration file ([`reload`](super::reload));
-//! - SIGUSR1 reopens `server.error_log` (after logrotate moved it away).
+//! - SIGUSR1 reopens `server.error_log` and the access log (after
+//!   logrotate moved them away).
 
 use super::reload::FileReload;
 use crate::admin::api::Reload;
+use crate::http::access_log::AccessLog;
 use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
@@ -35,18 +37,31 @@ pub fn ignore_until_handled() {
 pub struct SignalHandler {
     /// The log file that stderr goes to (daemon mode), reopened on SIGUSR1.
     error_log: Option<String>,
+    /// Reopened on SIGUSR1 too.
+    access_log: Arc<AccessLog>,
     /// What SIGHUP does.
     reload: Arc<FileReload>,
 }
 
 impl SignalHandler {
     /// `error_log`: where stderr was sent when the process daemonized;
-    /// `reload`: the reload of the file the process was started with.
-    pub fn new(error_log: Option<String>, reload: Arc<FileReload>) -> Self {
-        SignalHandler { error_log, reload }
+    /// `access_log`: the proxy's; `reload`: the reload of the file the
+    /// process was started with.
+    pub fn new(
+        error_log: Option<String>,
+        access_log: Arc<AccessLog>,
+        reload: Arc<FileReload>,
+    ) -> Self {
+        SignalHandler {
+            error_log,
+            access_log,
+            reload,
+        }
     }
 
-    fn reopen_log(&self) {
+    fn reopen_logs(&self) {
+        // The writer thread reopens it, and says so.
+        self.access_log.reopen();
         let Some(path) = &self.error_log else {
             log::info!("SIGUSR1: logging to stderr, no log file to reopen");
             return;
@@ -90,7 +105,7 @@ impl BackgroundService for SignalHandler {
                     log::info!("SIGHUP: reloading the configuration");
                     let _ = self.reload.reload().await;
                 }
-                _ = user1.recv() => self.reopen_log(),
+                _ = user1.recv() => self.reopen_logs(),
                 _ = shutdown.changed() => return,
             }
         }

@@ -1,9 +1,11 @@
 //! What a request is and may do, before any peer is involved: admission
 //! (limits, `Host`, framing, deny rules), the request path's canonical and
-//! forwarded forms, and where the request comes from (trusted proxies,
-//! forwarding headers). Plain functions over Pingora's request header; the
-//! live snapshot holds the rules of one configuration.
+//! forwarded forms, where the request comes from (trusted proxies,
+//! forwarding headers), and its `X-Request-ID`. Plain functions over
+//! Pingora's request header; the live snapshot holds the rules of one
+//! configuration.
 
 pub mod admission;
 pub mod forwarding;
 pub mod path;
+pub mod request_id;

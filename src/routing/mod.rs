@@ -29,8 +29,8 @@ pub struct RouteTable {
 
 /// One compiled route.
 pub struct Route {
-    /// As configured, or `route-N`.
-    pub name: String,
+    /// As configured, or `route-N` (shared with the access log's lines).
+    pub name: Arc<str>,
     /// As configured (for the admin API).
     pub config: RouteConfig,
     matcher: Matcher,
@@ -124,7 +124,8 @@ impl RouteTable {
                     name: config
                         .name
                         .clone()
-                        .unwrap_or_else(|| format!("route-{}", index + 1)),
+                        .unwrap_or_else(|| format!("route-{}", index + 1))
+                        .into(),
                     config: config.clone(),
                     matcher: Matcher::new(&config.matches),
                     action,
