@@ -141,18 +141,6 @@ fn the_request_path_answers_arbitrary_requests_without_falling_over() {
     assert!(common::alive(balancer.process.pid()));
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
-
-    #[test]
-    fn the_status_page_negotiation_takes_any_query_and_accept(
-        query in proptest::option::of("\\PC{0,40}"),
-        accept in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..60)),
-    ) {
-        let _ = switchyard::admin::status::Format::negotiate(query.as_deref(), accept.as_deref());
-    }
-}
-
 /// A request path made of the pieces that path normalization must see
 /// through.
 fn tricky_path() -> impl Strategy<Value = String> {

@@ -76,7 +76,13 @@ fn api_keys_and_rate_limits_guard_their_routes() {
 
     // api_key: 401 without a key or with an unknown one; the peer sees none
     // of those.
-    for headers in ["", "x-api-key: key-three\r\n", "x-api-key: key-on\r\n"] {
+    let twice = "x-api-key: key-one\r\nx-api-key: someone-else\r\n";
+    for headers in [
+        "",
+        "x-api-key: key-three\r\n",
+        "x-api-key: key-on\r\n",
+        twice,
+    ] {
         let answer = get(&balancer, "/partners/a", headers);
         assert_eq!(
             status_line(&answer),
@@ -223,6 +229,10 @@ fn hook_errors_name_the_file_the_key_and_the_line() {
         (
             "hooks:\n  r: { type: rate_limit, rate: 1/s, burst: 0 }\n",
             format!("{file}: hooks.r.burst: "),
+        ),
+        (
+            "hooks:\n  r: { type: rate_limit, rate: 1/s }\nroutes:\n  - upstream: a\n    hooks: [r, r]\n",
+            format!("{file}: routes[0].hooks[1]: `r` is named twice (it would run twice) at line 4"),
         ),
         (
             "hooks:\n  r: { type: rate_limit, rate: 1/s }\nroutes:\n  - upstream: a\n    hooks: [q]\n",

@@ -54,10 +54,13 @@ impl Default for LimitsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DenyRule {
+    /// Requests whose canonical path starts with this.
     pub path_prefix: UrlPath,
     #[serde(default)]
+    /// Clients from these networks may still make them.
     pub allow: Vec<Cidr>,
     #[serde(default)]
+    /// Whether the prefix must match in case too.
     pub case_sensitive: bool,
 }
 

@@ -157,6 +157,17 @@ impl Config {
         }
     }
 
+    /// Check a configuration built in code (not read by [`Config::parse`])
+    /// as a file is checked: every value, and what refers to what. Errors
+    /// name `source` and lines of the configuration written out as YAML.
+    pub fn checked(self, source: &str) -> Result<Config, ConfigError> {
+        let text = serde_yaml::to_string(&self).map_err(|e| ConfigError {
+            file: source.to_string(),
+            message: e.to_string(),
+        })?;
+        Config::parse(&text, source)
+    }
+
     /// Parse and validate YAML text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let error = |message: String| ConfigError {
@@ -226,6 +237,17 @@ impl Config {
                 };
                 return Err(format!(
                     "routes[{index}].hooks: no hook `{name}` ({known}){}",
+                    line_of_list_item(text, "routes", index)
+                ));
+            }
+            if let Some((at, name)) = route
+                .hooks
+                .iter()
+                .enumerate()
+                .find(|(at, name)| route.hooks[..*at].contains(name))
+            {
+                return Err(format!(
+                    "routes[{index}].hooks[{at}]: `{name}` is named twice (it would run twice){}",
                     line_of_list_item(text, "routes", index)
                 ));
             }
@@ -388,6 +410,25 @@ upstreams:
         assert_eq!(hc.timeout.0, Duration::from_secs(1));
         assert_eq!((hc.rise.0, hc.fall.0), (3, 2));
         assert!(hc.expected_status.contains(204));
+    }
+
+    #[test]
+    fn a_config_built_in_code_is_checked_like_a_file() {
+        let config = Config::parse(SAMPLE, "test.yaml").unwrap();
+        let again = config.clone().checked("code").unwrap();
+        assert_eq!(
+            serde_yaml::to_string(&again).unwrap(),
+            serde_yaml::to_string(&config).unwrap()
+        );
+        let mut broken = config;
+        broken
+            .routes
+            .push(serde_yaml::from_str("{ upstream: backend, hooks: [keys] }").unwrap());
+        let message = broken.checked("code").unwrap_err().to_string();
+        assert!(
+            message.starts_with("code: routes[0].hooks: no hook `keys`"),
+            "{message}"
+        );
     }
 
     #[test]

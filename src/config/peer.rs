@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 /// `{ addr: ..., weight: 2, backup: true }` or `{ srv: _http._tcp.backend }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
+    /// Where the peer is: an address, a name, or an SRV name.
     pub target: PeerTarget,
     /// The weight of every address of the entry (SRV entries: the records').
     pub weight: Weight,

@@ -20,6 +20,7 @@ pub struct RouteConfig {
     /// What a request must be for this route to take it; empty: every one.
     #[serde(rename = "match")]
     pub matches: MatchConfig,
+    /// What it does with the requests it takes.
     #[serde(flatten)]
     pub action: ActionConfig,
     /// Taken off the start of the path the peer sees.
@@ -110,7 +111,9 @@ pub enum ActionConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitTarget {
+    /// The upstream.
     pub upstream: String,
+    /// Its share, against the other weights of the split.
     pub weight: SplitWeight,
 }
 
@@ -133,7 +136,9 @@ fn found() -> StatusCode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RespondConfig {
+    /// The status.
     pub status: StatusCode,
+    /// The body, as plain text.
     #[serde(default)]
     pub body: String,
 }
@@ -154,6 +159,7 @@ pub struct HeaderEdits {
 }
 
 impl HeaderEdits {
+    /// Whether there is nothing to edit.
     pub fn is_empty(&self) -> bool {
         self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
     }

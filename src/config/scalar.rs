@@ -106,7 +106,9 @@ impl CheckedScalar for Addr {
 /// `host:port`, a name to resolve.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PeerAddr {
+    /// An IP address and port.
     Ip(SocketAddr),
+    /// A host name and port, resolved by DNS.
     Host(HostPort),
 }
 
@@ -163,6 +165,7 @@ impl fmt::Display for PeerAddr {
 pub struct HostPort {
     /// Lower case (DNS names are case-insensitive).
     pub host: String,
+    /// The port.
     pub port: u16,
 }
 
@@ -422,6 +425,7 @@ impl CheckedScalar for PathRegex {
 pub struct Cidr(pub ipnet::IpNet);
 
 impl Cidr {
+    /// Whether `ip` is in the network.
     pub fn contains(&self, ip: &std::net::IpAddr) -> bool {
         self.0.contains(ip)
     }

@@ -191,6 +191,7 @@ impl Default for HealthCheckConfig {
 pub struct StatusList(pub Vec<StatusCode>);
 
 impl StatusList {
+    /// Whether `code` is in the list.
     pub fn contains(&self, code: u16) -> bool {
         self.0.iter().any(|c| c.0 == code)
     }

@@ -5,7 +5,9 @@
 //!   partner_keys: { type: api_key, keys_file: /etc/switchyard/keys.txt, header: x-api-key }
 //! ```
 //! The keys file holds one key per line (blank lines and lines starting
-//! with `#` are skipped); a reload reads it again. Keys are kept as their
+//! with `#` are skipped); a reload reads it again, as the user the process
+//! runs as (`server.user` after a daemon drops privileges). A request with
+//! the header more than once is refused too. Keys are kept as their
 //! SHA-256 digests and a presented key is compared in constant time, so
 //! that how long a refusal takes says nothing about the keys.
 
@@ -58,6 +60,9 @@ impl ApiKey {
         let text = std::fs::read_to_string(file)
             .map_err(|e| format!("keys_file: cannot read {}: {e}", file.display()))?;
         let mut digests: HashMap<[u8; 8], Vec<[u8; 32]>> = HashMap::new();
+        // A file saved with a byte order mark would make the first key
+        // unknown.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
         for key in text
             .lines()
             .map(str::trim)
@@ -102,10 +107,13 @@ fn prefix(digest: &[u8; 32]) -> [u8; 8] {
 #[async_trait]
 impl Hook for ApiKey {
     async fn on_request(&self, request: &mut Request<'_>) -> Verdict {
-        let known = request
-            .headers()
-            .get(&self.settings.header)
-            .is_some_and(|key| self.knows(key.as_bytes()));
+        // One value, and a known one: with two, a peer that reads the other
+        // would take the client for someone it is not.
+        let mut values = request.headers().get_all(&self.settings.header).iter();
+        let known = match (values.next(), values.next()) {
+            (Some(key), None) => self.knows(key.as_bytes()),
+            _ => false,
+        };
         if known {
             return Verdict::Continue;
         }

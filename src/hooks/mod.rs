@@ -37,17 +37,26 @@ mod types;
 mod view;
 
 pub use async_trait::async_trait;
-pub(crate) use headers::EditableHeader;
-pub use headers::Headers;
+pub(crate) use headers::{is_protected, EditableHeader};
+pub use headers::{Headers, ProtectedHeader};
 pub use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-pub use types::{HookSet, HookTypes};
+pub(crate) use types::{HookSet, HookTypes};
 pub use view::{Request, Response, Summary, UnknownUpstream, UpstreamRequest};
 
 use bytes::Bytes;
 
 /// A hook type: what it does in each phase of a request. Every method
 /// defaults to doing nothing. Implement it with `#[async_trait]` (re-exported
-/// here as [`async_trait`]).
+/// here as [`async_trait`](macro@async_trait)).
+///
+/// An instance serves every request of its routes at once, from several
+/// threads: keep its state in atomics or a concurrent map. The phases run
+/// on the request's task: a phase that waits (on a database, say) holds the
+/// request, with no time limit but the ones it sets itself. Building an
+/// instance (the function registered with
+/// [`Switchyard::hook_type`](crate::Switchyard::hook_type)) happens when the
+/// configuration is read, at start before a daemon forks, and on each
+/// reload: read files there, but start no task or thread.
 #[async_trait]
 pub trait Hook: Send + Sync + 'static {
     /// The route has been chosen: answer the request here
@@ -73,13 +82,16 @@ pub trait Hook: Send + Sync + 'static {
     /// A reload kept this instance, its settings unchanged. Return a
     /// replacement to use from now on (for example one built after
     /// re-reading a file its settings name), `None` to go on with this one
-    /// and its state, or an error, which refuses the whole reload.
+    /// and its state, or an error, which refuses the whole reload. Change
+    /// nothing in `self` here: the reload may still be refused after this
+    /// returns, and a refused reload must change nothing.
     fn reload(&self) -> Result<Option<Box<dyn Hook>>, String> {
         Ok(None)
     }
 }
 
 /// What [`Hook::on_request`] decided.
+#[non_exhaustive]
 pub enum Verdict {
     /// Go on: the next hook, then the route's upstream.
     Continue,
@@ -87,7 +99,8 @@ pub enum Verdict {
     Answer(Answer),
 }
 
-/// A response a hook makes itself.
+/// A response a hook makes itself: a final status (an informational one,
+/// 1xx, is answered as 500), headers, and a body (none for 204 and 304).
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub(crate) status: StatusCode,
@@ -106,8 +119,14 @@ impl Answer {
     }
 
     /// The same with a header (added: a name may come more than once).
+    /// Headers that frame the message (see [`Headers`]) are switchyard's
+    /// to set, and left out.
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        if is_protected(&name) {
+            log::debug!("a hook's answer may not set {name}: left out");
+        } else {
+            self.headers.push((name, value));
+        }
         self
     }
 

@@ -10,18 +10,23 @@
 //! key may send at once after being idle. The buckets live in this
 //! process (GCRA, the `governor` crate): a balancer of several machines
 //! allows each key the rate on each of them. A request without the key
-//! (no such header) is not limited, as in nginx's `limit_req`. Buckets of
-//! keys that have been idle long enough to be full again are dropped every
-//! few seconds, so memory follows the keys that are active now.
+//! (no such header) is not limited, as in nginx's `limit_req`. A header's
+//! value is kept as a 64-bit hash, an address as itself (so an IPv6 client
+//! with many addresses has a bucket per address). Buckets of keys that have
+//! been idle long enough to be full again are dropped every 10 s, off the
+//! request path, so memory follows the keys that are active now (those
+//! seen within `burst / rate`): about 100 bytes each.
 
 use super::{async_trait, Answer, Hook, Request, Verdict};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde::{de, Deserialize, Deserializer};
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often idle buckets are dropped.
@@ -91,17 +96,20 @@ impl<'de> Deserialize<'de> for KeySource {
     }
 }
 
-/// The key of one bucket.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// The key of one bucket: an address, or a header value's 64-bit hash (a
+/// fixed size whatever the client sends, and no secret kept; the hash is
+/// keyed per instance, so clients cannot aim at a collision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum BucketKey {
     Ip(IpAddr),
-    Value(Box<[u8]>),
+    Value(u64),
 }
 
 /// A `rate_limit` instance: its buckets.
 pub struct RateLimit {
     key: KeySource,
-    buckets: DefaultKeyedRateLimiter<BucketKey>,
+    buckets: Arc<DefaultKeyedRateLimiter<BucketKey>>,
+    hasher: RandomState,
     clock: DefaultClock,
     /// When the instance was made, and (in ms since then) when idle buckets
     /// were last dropped.
@@ -121,7 +129,8 @@ impl RateLimit {
         let quota = quota.allow_burst(settings.burst.unwrap_or(count));
         Ok(RateLimit {
             key: settings.key,
-            buckets: governor::RateLimiter::keyed(quota),
+            buckets: Arc::new(governor::RateLimiter::keyed(quota)),
+            hasher: RandomState::new(),
             clock: DefaultClock::default(),
             born: Instant::now(),
             evicted_at_ms: AtomicU64::new(0),
@@ -134,7 +143,7 @@ impl RateLimit {
             KeySource::Header(name) => request
                 .headers()
                 .get(name)
-                .map(|v| BucketKey::Value(v.as_bytes().into())),
+                .map(|v| BucketKey::Value(self.hasher.hash_one(v.as_bytes()))),
         }
     }
 
@@ -147,7 +156,7 @@ impl RateLimit {
     }
 
     /// Drop the buckets that are full again, at most once per
-    /// [`EVICT_EVERY`] (one request pays for it).
+    /// [`EVICT_EVERY`], off the request path (a walk over every bucket).
     fn evict_idle(&self) {
         let now = self.born.elapsed().as_millis() as u64;
         let last = self.evicted_at_ms.load(Ordering::Relaxed);
@@ -158,9 +167,17 @@ impl RateLimit {
             .evicted_at_ms
             .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok();
-        if claimed {
-            self.buckets.retain_recent();
-            self.buckets.shrink_to_fit();
+        if !claimed {
+            return;
+        }
+        let buckets = Arc::clone(&self.buckets);
+        let evict = move || {
+            buckets.retain_recent();
+            buckets.shrink_to_fit();
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(evict)),
+            Err(_) => evict(),
         }
     }
 
@@ -227,7 +244,7 @@ mod tests {
         }
         let wait = limit.take(&key).unwrap_err();
         assert!(wait <= Duration::from_millis(100), "{wait:?}");
-        let other = BucketKey::Value(b"x".as_slice().into());
+        let other = BucketKey::Value(limit.hasher.hash_one(b"x".as_slice()));
         assert!(limit.take(&other).is_ok());
         assert_eq!(limit.buckets(), 2);
     }

@@ -88,7 +88,7 @@ impl HookTypes {
                 .and_then(|set| set.instances.get(name))
                 .filter(|(old, _)| old.kind == config.kind && old.settings == config.settings);
             let hook = match kept {
-                Some((_, hook)) => match hook.reload() {
+                Some((_, hook)) => match unpanicked(|| hook.reload()) {
                     Ok(None) => Arc::clone(hook),
                     Ok(Some(replacement)) => Arc::from(replacement),
                     Err(e) => return Err(in_entry(name, config, &e)),
@@ -111,7 +111,7 @@ impl HookTypes {
             ));
         };
         let yaml = serde_yaml::to_string(&config.settings).map_err(|e| e.to_string())?;
-        factory(&yaml).map_err(|e| in_entry(name, config, &e))
+        unpanicked(|| factory(&yaml)).map_err(|e| in_entry(name, config, &e))
     }
 }
 
@@ -128,6 +128,19 @@ fn in_entry(name: &str, config: &HookConfig, error: &str) -> String {
         ": "
     };
     format!("hooks.{name}{separator}{error}{}", config.at_line())
+}
+
+/// `make()`, with a panic (a hook type's code is not switchyard's) turned
+/// into an error: a reload it breaks is refused, and the process goes on.
+fn unpanicked<T>(make: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_string());
+        Err(format!("the hook type panicked: {why}"))
+    })
 }
 
 /// A serde_yaml error without its ` at line L column C`, which counts lines
@@ -153,16 +166,6 @@ impl HookSet {
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Hook>> {
         self.instances.get(name).map(|(_, hook)| hook)
     }
-
-    /// How many instances there are.
-    pub fn len(&self) -> usize {
-        self.instances.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.instances.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -185,6 +188,7 @@ mod tests {
     fn types() -> HookTypes {
         let mut types = HookTypes::new();
         types.register("counter", |s: CounterSettings| {
+            assert!(s.start != 13, "unlucky");
             if s.start > 100 {
                 return Err("start: at most 100");
             }
@@ -225,7 +229,7 @@ mod tests {
             first.get("b").unwrap(),
             second.get("b").unwrap()
         ));
-        assert_eq!(second.len(), 2);
+        assert!(second.get("b").is_some() && second.get("c").is_none());
         let _ = Counter(AtomicU32::new(0)).0.load(Ordering::Relaxed);
     }
 
@@ -252,6 +256,10 @@ mod tests {
         assert_eq!(
             error("hooks:\n  a: { type: counter, start: 101 }\n"),
             "hooks.a.start: at most 100 at line 2"
+        );
+        assert_eq!(
+            error("hooks:\n  a: { type: counter, start: 13 }\n"),
+            "hooks.a: the hook type panicked: unlucky at line 2"
         );
     }
 }

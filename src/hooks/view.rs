@@ -193,6 +193,7 @@ impl Response<'_> {
 
 /// A request that is over, in [`Hook::on_log`](super::Hook::on_log).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Summary<'a> {
     /// The request method.
     pub method: &'a Method,

@@ -91,6 +91,16 @@ impl RequestContext {
         }
     }
 
+    /// The request goes to `upstream`: counted in its requests in flight
+    /// until the context is dropped (whatever ends the request, a panic
+    /// included).
+    pub(super) fn set_upstream(&mut self, upstream: Arc<Upstream>) {
+        upstream.metrics.request_started();
+        if let Some(before) = self.upstream.replace(upstream) {
+            before.metrics.request_finished();
+        }
+    }
+
     /// The route that took the request.
     pub(super) fn route(&self) -> Option<&Route> {
         self.snapshot.as_ref()?.routes.get(self.route?)
@@ -132,6 +142,14 @@ impl RequestContext {
             member
                 .peer
                 .record_request_failure(upstream.policy.max_fails, kind.label());
+        }
+    }
+}
+
+impl Drop for RequestContext {
+    fn drop(&mut self) {
+        if let Some(upstream) = &self.upstream {
+            upstream.metrics.request_finished();
         }
     }
 }

@@ -15,7 +15,7 @@
 //! an access log ([`access_log`](super::access_log)). Nothing here
 //! allocates for metrics: the handles hang off the peer and the upstream,
 //! resolved at startup. Every request gets an `X-Request-ID`
-//! ([`request_id`](crate::request::request_id)) unless `request_id: false`.
+//! ([`crate::request::request_id`]) unless `request_id: false`.
 //!
 //! The request's time budget (`timeouts.request`) starts once its body is
 //! complete, and bounds connecting and waiting for a response header over
@@ -425,9 +425,8 @@ impl ProxyHttp for Balancer {
                 return Error::e_explain(ErrorType::InternalError, "a route without an upstream")
             }
         };
-        upstream.metrics.request_started();
         let no_peer = !upstream.has_untried_peer(TriedPeers::default());
-        ctx.upstream = Some(Arc::clone(&upstream));
+        ctx.set_upstream(Arc::clone(&upstream));
         if no_peer {
             // Answered here, the client keeps its connection.
             let request_id = ctx.request_id.as_ref();
@@ -651,6 +650,12 @@ impl ProxyHttp for Balancer {
         response: &mut ResponseHeader,
         ctx: &mut RequestContext,
     ) -> Result<()> {
+        // An interim response (`100 Continue`, `103 Early Hints`) is not the
+        // answer: the edits and hooks are for the final one.
+        let status = response.status;
+        if status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(());
+        }
         if let Some(id) = &ctx.request_id {
             response.insert_header(&X_REQUEST_ID, id.clone())?;
         }
@@ -796,24 +801,24 @@ impl ProxyHttp for Balancer {
         if let Some(stream) = client_stream(session) {
             stream.request_finished();
         }
+        self.log_request(session, ctx);
+        if let Some(upstream) = ctx.upstream.as_ref() {
+            let status = status_sent(session);
+            let counters = match &ctx.peer {
+                Some(member) => &member.peer.metrics.requests,
+                None => &upstream.metrics.without_peer,
+            };
+            counters.record(status);
+            upstream
+                .metrics
+                .observe_request(ctx.started.elapsed().as_secs_f64());
+        }
+        // Last: a hook's code is not switchyard's, and whatever it does,
+        // the request has been counted and logged.
         if let Some(route) = ctx.route() {
             if !route.hooks.is_empty() {
                 hook_phases::on_log(session, ctx, route);
             }
         }
-        self.log_request(session, ctx);
-        let Some(upstream) = ctx.upstream.as_ref() else {
-            return;
-        };
-        let status = status_sent(session);
-        let counters = match &ctx.peer {
-            Some(member) => &member.peer.metrics.requests,
-            None => &upstream.metrics.without_peer,
-        };
-        counters.record(status);
-        upstream
-            .metrics
-            .observe_request(ctx.started.elapsed().as_secs_f64());
-        upstream.metrics.request_finished();
     }
 }

@@ -89,11 +89,22 @@ pub async fn answer(
     answer: &Answer,
     request_id: Option<&HeaderValue>,
 ) -> Result<()> {
+    if answer.status.is_informational() {
+        log::error!(
+            "a hook answered {}, which is no final answer: 500 instead",
+            answer.status
+        );
+        return plain_error(session, 500, None, request_id).await;
+    }
     let code = answer.status.as_u16();
     if closes_connection(code) {
         session.set_keepalive(None);
     }
-    let body = answer.body.clone();
+    let body = if matches!(code, 204 | 304) {
+        Bytes::new()
+    } else {
+        answer.body.clone()
+    };
     let plain = "text/plain; charset=utf-8";
     write_with(session, code, plain, body, &answer.headers, request_id).await
 }
@@ -170,7 +181,10 @@ async fn write_with(
     if let Some(id) = request_id {
         response.insert_header(&X_REQUEST_ID, id.clone())?;
     }
-    response.insert_header(header::CONTENT_LENGTH, body.len())?;
+    // A 204 has no body, and says nothing of its length.
+    if code != 204 {
+        response.insert_header(header::CONTENT_LENGTH, body.len())?;
+    }
     response.insert_header(header::CACHE_CONTROL, "no-store")?;
     let head_only = session.req_header().method == http::Method::HEAD;
     session

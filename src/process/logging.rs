@@ -19,9 +19,12 @@ pub fn init() {
         env_logger::Env::default().default_filter_or("info,pingora_load_balancing=error"),
     )
     .build();
-    log::set_max_level(inner.filter());
-    // Only fails when a logger is already installed: keep that one.
-    let _ = log::set_boxed_logger(Box::new(Logger { inner }));
+    let filter = inner.filter();
+    // Only fails when a logger is already installed (a program built on
+    // the library chose its own): keep that one, and its level.
+    if log::set_boxed_logger(Box::new(Logger { inner })).is_ok() {
+        log::set_max_level(filter);
+    }
 }
 
 struct Logger {

@@ -90,7 +90,10 @@ impl Switchyard {
         }
         let cli = &self.cli;
         let loaded = match self.config {
-            Some(config) => Ok((config, "<configuration given by the program>".to_string())),
+            Some(config) => {
+                let source = "<configuration given by the program>";
+                config.checked(source).map(|c| (c, source.to_string()))
+            }
             None => Config::load(cli.conf.as_deref()),
         };
         let (config, source) = match loaded {

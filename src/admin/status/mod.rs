@@ -162,6 +162,19 @@ fn rfc3339(at: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn the_negotiation_takes_any_query_and_accept(
+            query in proptest::option::of("\\PC{0,40}"),
+            accept in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..60)),
+        ) {
+            let _ = Format::negotiate(query.as_deref(), accept.as_deref());
+        }
+    }
 
     #[test]
     fn the_format_is_asked_for_by_query_or_accept() {

@@ -5,7 +5,7 @@
 //! a disk or a full pipe. So the request path only fills an [`Entry`]
 //! (copies and reference counts, no formatting) and hands it to a bounded
 //! queue without waiting; a writer thread of its own formats the lines
-//! ([`line`]) and writes them through a buffer ([`writer`]). When the
+//! ([`line`](mod@line)) and writes them through a buffer ([`writer`]). When the
 //! queue is full, the entry is dropped and counted
 //! (`switchyard_access_log_dropped_total`): losing log lines under an
 //! overload beats losing requests.
