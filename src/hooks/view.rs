@@ -25,6 +25,41 @@ pub struct Request<'a> {
     pub(crate) upstreams: &'a [Arc<Upstream>],
 }
 
+/// The accessors every view has: headers (to read and to edit), the
+/// client, the route.
+macro_rules! common_accessors {
+    ($($view:ident: $headers:literal),*) => {$(
+        impl $view<'_> {
+            #[doc = concat!("The headers ", $headers, ".")]
+            pub fn headers(&self) -> &HeaderMap {
+                &self.header.headers
+            }
+
+            #[doc = concat!("The headers ", $headers, ", to edit.")]
+            pub fn headers_mut(&mut self) -> Headers<'_> {
+                Headers::new(self.header)
+            }
+
+            /// The client's address (behind `trusted_proxies`, the address
+            /// they forwarded); `None` when the connection has no IP address.
+            pub fn client(&self) -> Option<IpAddr> {
+                self.client
+            }
+
+            /// The name of the route that took the request.
+            pub fn route(&self) -> &str {
+                self.route
+            }
+        }
+    )*};
+}
+
+common_accessors!(
+    Request: "of the request (what the peer gets)",
+    UpstreamRequest: "the peer gets",
+    Response: "the client gets"
+);
+
 impl Request<'_> {
     /// The request method.
     pub fn method(&self) -> &Method {
@@ -40,27 +75,6 @@ impl Request<'_> {
     /// The query string, as sent (without the `?`).
     pub fn query(&self) -> Option<&str> {
         self.header.uri.query()
-    }
-
-    /// The request's headers.
-    pub fn headers(&self) -> &HeaderMap {
-        &self.header.headers
-    }
-
-    /// The request's headers, to edit what the peer gets.
-    pub fn headers_mut(&mut self) -> Headers<'_> {
-        Headers::new(self.header)
-    }
-
-    /// The client's address (behind `trusted_proxies`, the address they
-    /// forwarded); `None` when the connection has no IP address.
-    pub fn client(&self) -> Option<IpAddr> {
-        self.client
-    }
-
-    /// The name of the route that took the request.
-    pub fn route(&self) -> &str {
-        self.route
     }
 
     /// The upstream the request goes to now, if any.
@@ -113,26 +127,6 @@ impl UpstreamRequest<'_> {
         self.header.uri.path()
     }
 
-    /// The headers the peer gets.
-    pub fn headers(&self) -> &HeaderMap {
-        &self.header.headers
-    }
-
-    /// The headers the peer gets, to edit.
-    pub fn headers_mut(&mut self) -> Headers<'_> {
-        Headers::new(self.header)
-    }
-
-    /// The client's address.
-    pub fn client(&self) -> Option<IpAddr> {
-        self.client
-    }
-
-    /// The name of the route that took the request.
-    pub fn route(&self) -> &str {
-        self.route
-    }
-
     /// The upstream the peer belongs to.
     pub fn upstream(&self) -> &str {
         self.upstream
@@ -158,26 +152,6 @@ impl Response<'_> {
     /// The response status.
     pub fn status(&self) -> StatusCode {
         self.header.status
-    }
-
-    /// The response's headers.
-    pub fn headers(&self) -> &HeaderMap {
-        &self.header.headers
-    }
-
-    /// The response's headers, to edit what the client gets.
-    pub fn headers_mut(&mut self) -> Headers<'_> {
-        Headers::new(self.header)
-    }
-
-    /// The client's address.
-    pub fn client(&self) -> Option<IpAddr> {
-        self.client
-    }
-
-    /// The name of the route that took the request.
-    pub fn route(&self) -> &str {
-        self.route
     }
 
     /// The upstream that answered.

@@ -34,6 +34,19 @@ struct Output {
     failing: bool,
 }
 
+impl Output {
+    /// A write failed: said once, until one succeeds.
+    fn write_failed(&mut self, error: &io::Error) {
+        if !self.failing {
+            log::error!(
+                "access log {}: cannot write: {error}; lines are dropped",
+                self.path
+            );
+            self.failing = true;
+        }
+    }
+}
+
 /// What the writer keeps between lines.
 struct Writer<'a> {
     output: Option<Output>,
@@ -121,13 +134,7 @@ impl Writer<'_> {
             Some(output) => match formatted.and_then(|()| output.out.write_all(&text)) {
                 Ok(()) => self.pending += 1,
                 Err(e) => {
-                    if !output.failing {
-                        log::error!(
-                            "access log {}: cannot write: {e}; lines are dropped",
-                            output.path
-                        );
-                        output.failing = true;
-                    }
+                    output.write_failed(&e);
                     self.metrics.dropped();
                 }
             },
@@ -187,13 +194,7 @@ impl Writer<'_> {
                 output.failing = false;
             }
             Err(e) => {
-                if !output.failing {
-                    log::error!(
-                        "access log {}: cannot write: {e}; lines are dropped",
-                        output.path
-                    );
-                    output.failing = true;
-                }
+                output.write_failed(&e);
                 self.metrics.dropped_lines(self.pending);
             }
         }
