@@ -13,8 +13,8 @@
 //! the peer's doing ([`failure`]). `logging` turns the
 //! request context into metrics, and into an access log line when there is
 //! an access log ([`access_log`](super::access_log)). Nothing here
-//! allocates for metrics: the handles hang off the peer and the upstream,
-//! resolved at startup. Every request gets an `X-Request-ID`
+//! allocates for metrics: the handles hang off the peer, the upstream and
+//! the route, resolved when the snapshot is built. Every request gets an `X-Request-ID`
 //! ([`request_id`](crate::request::request_id)) unless `request_id: false`.
 //!
 //! The request's time budget (`timeouts.request`) starts once its body is
@@ -805,15 +805,17 @@ impl ProxyHttp for Balancer {
         let Some(upstream) = ctx.upstream.as_ref() else {
             return;
         };
-        let status = status_sent(session);
-        let counters = match &ctx.peer {
-            Some(member) => &member.peer.metrics.requests,
-            None => &upstream.metrics.without_peer,
-        };
-        counters.record(status);
-        upstream
-            .metrics
-            .observe_request(ctx.started.elapsed().as_secs_f64());
+        let peer = ctx.peer.as_deref();
+        if let Some(member) = peer {
+            member.peer.count_served();
+        }
+        // Requests with an upstream were routed there.
+        if let Some(route) = ctx.route() {
+            let seconds = ctx.started.elapsed().as_secs_f64();
+            route
+                .metrics
+                .record(upstream, peer, status_sent(session), seconds);
+        }
         upstream.metrics.request_finished();
     }
 }
