@@ -14,8 +14,9 @@
 //! request context into metrics, and into an access log line when there is
 //! an access log ([`access_log`](super::access_log)). Nothing here
 //! allocates for metrics: the handles hang off the peer, the upstream and
-//! the route, resolved when the snapshot is built. Every request gets an `X-Request-ID`
-//! ([`request_id`](crate::request::request_id)) unless `request_id: false`.
+//! the route, resolved when the snapshot is built. Every request gets an
+//! `X-Request-ID` ([`request_id`](crate::request::request_id)) unless
+//! `request_id: false`.
 //!
 //! The request's time budget (`timeouts.request`) starts once its body is
 //! complete, and bounds connecting and waiting for a response header over

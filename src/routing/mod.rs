@@ -64,7 +64,7 @@ pub enum Action {
 /// golden-ratio sequence's n-th point falls, so that any run of requests
 /// is split within a request or two of the weights, with no lock.
 pub struct Split {
-    /// Each upstream with the end of its share of `total` (weight 0: none).
+    /// Each upstream with the end of its share of `total`.
     targets: Vec<(Arc<Upstream>, u64)>,
     total: u64,
     next: AtomicU64,
