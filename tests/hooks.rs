@@ -9,7 +9,7 @@ mod common;
 use common::raw_backend::RawBackend;
 use common::{
     example_bin, exchange, output_text, run_switchyard, status_line, Backend, Balancer, Client,
-    Site,
+    Scrape, Site,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -297,6 +297,17 @@ fn a_balancer_built_on_the_library_runs_its_own_hook() {
     }
     let answer = get(&balancer, "/api/data", "x-tenant: ghost\r\n");
     assert_eq!(status_line(&answer), "HTTP/1.1 502 Bad Gateway", "{answer}");
+    // The route counts what its hook sent elsewhere under its own name,
+    // by the upstream the request went to; the hook's answers count nowhere.
+    let route = |s: &Scrape, upstream: &str| {
+        let labels = [("route", "route-1"), ("upstream", upstream)];
+        s.sum("switchyard_requests_total", &labels)
+    };
+    let total = |s: &Scrape| s.sum("switchyard_requests_total", &[]);
+    let scrape = balancer.scrape_when(|s| total(s) == Some(6.0));
+    assert_eq!(route(&scrape, "blue"), Some(3.0));
+    assert_eq!(route(&scrape, "green"), Some(3.0));
+    assert_eq!(total(&scrape), Some(6.0));
     // Everything else is switchyard's: the status page, the admin API.
     assert!(balancer.check().contains("UP"), "{}", balancer.check());
     let (status, _) = balancer.admin("GET", "/routes", "");

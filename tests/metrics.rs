@@ -13,6 +13,8 @@ fn counters_match_the_requests_sent() {
     let balancer = Balancer::start(&upstream_section("backend", "round_robin", &peers, 100));
     let (p1, p2) = (b1.addr.to_string(), b2.addr.to_string());
     let upstream = ("upstream", "backend");
+    // Without `routes:`, each upstream's route is named after it.
+    let route = ("route", "backend");
 
     const N: usize = 57;
     let client = Client::new();
@@ -28,7 +30,7 @@ fn counters_match_the_requests_sent() {
         scrape
             .sum(
                 "switchyard_requests_total",
-                &[upstream, ("peer", peer), ("status", "200")],
+                &[route, upstream, ("peer", peer), ("status", "200")],
             )
             .unwrap_or(0.0)
     };
@@ -41,7 +43,10 @@ fn counters_match_the_requests_sent() {
         Some(N as f64)
     );
     assert_eq!(
-        scrape.sum("switchyard_request_duration_seconds_count", &[upstream]),
+        scrape.sum(
+            "switchyard_request_duration_seconds_count",
+            &[route, upstream]
+        ),
         Some(N as f64)
     );
     assert_eq!(

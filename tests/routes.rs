@@ -2,14 +2,14 @@
 //! path prefix, exact path or regex, methods, headers, query), by sending
 //! it to an upstream (or a weighted split), redirecting it or answering
 //! it; what the peer sees (`strip_prefix`, request headers) and what the
-//! client gets (response headers); 404 when no route takes a request; a
-//! reload that changes the routes under load. One balancer serves most of
-//! it.
+//! client gets (response headers); 404 when no route takes a request; the
+//! `route` label of the request metrics; a reload that changes the routes
+//! under load. One balancer serves most of it.
 
 mod common;
 
 use common::raw_backend::RawBackend;
-use common::{exchange, status_line, Backend, Balancer, Client, Load, Site};
+use common::{exchange, status_line, Backend, Balancer, Client, Load, Scrape, Site};
 use std::time::Duration;
 
 /// The routes under test, over upstreams `echo` (a recording backend), `b1`
@@ -205,6 +205,56 @@ fn the_first_matching_route_serves_each_request() {
     assert_eq!(to_b1 + to_b2, 2000, "{served:?}");
     assert!((1740..=1860).contains(&to_b1), "b1 got {to_b1} of 2000");
 
+    // Each request is counted under the route that took it, by upstream
+    // and peer; routes that answer themselves count none.
+    let (p1, p2) = (b1.addr.to_string(), b2.addr.to_string());
+    let split_total = |s: &Scrape| s.sum("switchyard_requests_total", &[("route", "split")]);
+    let scrape = balancer.scrape_when(|s| split_total(s) == Some(2000.0));
+    let counted = |upstream: &str, peer: &str, status: &str| {
+        let labels = [
+            ("route", "split"),
+            ("upstream", upstream),
+            ("peer", peer),
+            ("status", status),
+        ];
+        scrape.sum("switchyard_requests_total", &labels)
+    };
+    assert_eq!(counted("b1", &p1, "200"), Some(to_b1 as f64));
+    assert_eq!(counted("b2", &p2, "200"), Some(to_b2 as f64));
+    let timed = [("route", "split"), ("upstream", "b1")];
+    assert_eq!(
+        scrape.sum("switchyard_request_duration_seconds_count", &timed),
+        Some(to_b1 as f64)
+    );
+    let canary = [("route", "canary"), ("upstream", "echo"), ("status", "200")];
+    assert_eq!(scrape.sum("switchyard_requests_total", &canary), Some(2.0));
+    for answered_here in ["wildcard", "beta", "versioned", "route-5", "route-6"] {
+        let route = [("route", answered_here)];
+        assert_eq!(scrape.sum("switchyard_requests_total", &route), None);
+    }
+
+    // With b2's peer out of rotation, the split's share for b2 is a 503
+    // that reached no peer: peer="none", under the route.
+    let b2_peer = format!("/upstreams/b2/peers/{}/", b2.addr);
+    let (status, answer) = balancer.admin("POST", &format!("{b2_peer}disable"), "");
+    assert_eq!(status, 200, "{answer}");
+    let served = Client::new().data_backends(&balancer, 100);
+    let refused = served.iter().filter(|b| *b == "<503>").count();
+    assert!(refused > 0, "{served:?}");
+    let (status, answer) = balancer.admin("POST", &format!("{b2_peer}enable"), "");
+    assert_eq!(status, 200, "{answer}");
+    let scrape = balancer.scrape_when(|s| split_total(s) == Some(2100.0));
+    let without_peer = [
+        ("route", "split"),
+        ("upstream", "b2"),
+        ("peer", "none"),
+        ("status", "503"),
+    ];
+    assert_eq!(
+        scrape.sum("switchyard_requests_total", &without_peer),
+        Some(refused as f64)
+    );
+
     // A reload that changes the split, under load: 0 failed requests.
     let load = Load::start(&balancer.url("/api/data"), 8);
     std::thread::sleep(Duration::from_millis(500));
@@ -228,4 +278,8 @@ fn the_first_matching_route_serves_each_request() {
         (90..=110).contains(&to_b1),
         "after the reload b1 got {to_b1} of 200"
     );
+    // The route kept its series through the reload: nothing was lost.
+    let expected = (2100 + report.requests + 200) as f64;
+    let scrape = balancer.scrape_when(|s| split_total(s) == Some(expected));
+    assert_eq!(split_total(&scrape), Some(expected));
 }

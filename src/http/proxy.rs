@@ -13,9 +13,10 @@
 //! the peer's doing ([`failure`]). `logging` turns the
 //! request context into metrics, and into an access log line when there is
 //! an access log ([`access_log`](super::access_log)). Nothing here
-//! allocates for metrics: the handles hang off the peer and the upstream,
-//! resolved at startup. Every request gets an `X-Request-ID`
-//! ([`crate::request::request_id`]) unless `request_id: false`.
+//! allocates for metrics: the handles hang off the peer, the upstream and
+//! the route, resolved when the snapshot is built. Every request gets an
+//! `X-Request-ID` ([`crate::request::request_id`]) unless
+//! `request_id: false`.
 //!
 //! The request's time budget (`timeouts.request`) starts once its body is
 //! complete, and bounds connecting and waiting for a response header over
@@ -803,15 +804,17 @@ impl ProxyHttp for Balancer {
         }
         self.log_request(session, ctx);
         if let Some(upstream) = ctx.upstream.as_ref() {
-            let status = status_sent(session);
-            let counters = match &ctx.peer {
-                Some(member) => &member.peer.metrics.requests,
-                None => &upstream.metrics.without_peer,
-            };
-            counters.record(status);
-            upstream
-                .metrics
-                .observe_request(ctx.started.elapsed().as_secs_f64());
+            let peer = ctx.peer.as_deref();
+            if let Some(member) = peer {
+                member.peer.count_served();
+            }
+            // Requests with an upstream were routed there.
+            if let Some(route) = ctx.route() {
+                let seconds = ctx.started.elapsed().as_secs_f64();
+                route
+                    .metrics
+                    .record(upstream, peer, status_sent(session), seconds);
+            }
         }
         // Last: a hook's code is not switchyard's, and whatever it does,
         // the request has been counted and logged.

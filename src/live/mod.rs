@@ -22,7 +22,7 @@ pub mod state_file;
 
 use crate::config::{AccessLogConfig, Config};
 use crate::hooks::{HookSet, HookTypes};
-use crate::metrics::{ReloadMetrics, UpstreamMetrics};
+use crate::metrics::{ReloadMetrics, RouteUpstreamMetrics, StatusCounters, UpstreamMetrics};
 use crate::peer::admin::{AdminState, WeightOverride};
 use crate::peer::health::PeerHealth;
 use crate::peer::{Member, Peer};
@@ -35,6 +35,7 @@ use arc_swap::ArcSwap;
 use changes::{Changes, ReloadError};
 use state_file::SavedPeers;
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -110,13 +111,17 @@ impl Registry {
     }
 }
 
-/// Peers and upstream metrics by identity, weakly: they die with the last
+/// Peers and metric handles by identity, weakly: they die with the last
 /// snapshot or request that uses them, and a change that names them again
 /// while they live gets the same object.
 #[derive(Default)]
 struct Carried {
     peers: HashMap<(String, SocketAddr), Weak<Peer>>,
     upstream_metrics: HashMap<String, Weak<UpstreamMetrics>>,
+    /// By route and upstream.
+    route_upstream_metrics: HashMap<(String, String), Weak<RouteUpstreamMetrics>>,
+    /// By route, upstream and peer address.
+    route_peer_requests: HashMap<(String, String, SocketAddr), Weak<StatusCounters>>,
     /// Peers new to a running balancer wait for their first probe; at
     /// startup they start UP (the proxy opens after the first round).
     running: bool,
@@ -158,14 +163,39 @@ impl Carryover for Carried {
     }
 
     fn upstream_metrics(&mut self, upstream: &str) -> Arc<UpstreamMetrics> {
-        if let Some(metrics) = self.upstream_metrics.get(upstream).and_then(Weak::upgrade) {
-            return metrics;
-        }
-        let metrics = Arc::new(UpstreamMetrics::new(upstream));
-        self.upstream_metrics
-            .insert(upstream.to_string(), Arc::downgrade(&metrics));
-        metrics
+        carry(&mut self.upstream_metrics, upstream.to_string(), || {
+            UpstreamMetrics::new(upstream)
+        })
     }
+
+    fn route_upstream_metrics(&mut self, route: &str, upstream: &str) -> Arc<RouteUpstreamMetrics> {
+        let key = (route.to_string(), upstream.to_string());
+        carry(&mut self.route_upstream_metrics, key, || {
+            RouteUpstreamMetrics::new(route, upstream)
+        })
+    }
+
+    fn route_peer_requests(&mut self, route: &str, peer: &Peer) -> Arc<StatusCounters> {
+        let key = (route.to_string(), peer.upstream.clone(), peer.addr);
+        carry(&mut self.route_peer_requests, key, || {
+            StatusCounters::new(route, &peer.upstream, &peer.label)
+        })
+    }
+}
+
+/// The live object `map` holds for `key`, or a new one (`make`) that it
+/// holds from now on.
+fn carry<K: Eq + Hash, T>(
+    map: &mut HashMap<K, Weak<T>>,
+    key: K,
+    make: impl FnOnce() -> T,
+) -> Arc<T> {
+    if let Some(live) = map.get(&key).and_then(Weak::upgrade) {
+        return live;
+    }
+    let made = Arc::new(make());
+    map.insert(key, Arc::downgrade(&made));
+    made
 }
 
 impl Carried {
@@ -183,6 +213,9 @@ impl Carried {
     fn prune(&mut self) {
         self.peers.retain(|_, peer| peer.strong_count() > 0);
         self.upstream_metrics.retain(|_, m| m.strong_count() > 0);
+        self.route_upstream_metrics
+            .retain(|_, m| m.strong_count() > 0);
+        self.route_peer_requests.retain(|_, m| m.strong_count() > 0);
     }
 }
 
@@ -383,14 +416,15 @@ impl Snapshot {
         hooks: &HookSet,
     ) -> pingora_error::Result<Snapshot> {
         let mut upstreams = Vec::with_capacity(config.upstreams.0.len());
-        for (name, upstream) in &config.upstreams.0 {
+        for (index, (name, upstream)) in config.upstreams.0.iter().enumerate() {
             upstreams.push(Arc::new(Upstream::build(
-                name, upstream, carryover, discovered,
+                name, index, upstream, carryover, discovered,
             )?));
         }
         let limits = &config.limits;
+        let routes = config.effective_routes();
         Ok(Snapshot {
-            routes: RouteTable::new(&config.effective_routes(), &upstreams, hooks),
+            routes: RouteTable::new(&routes, &upstreams, hooks, carryover),
             upstreams,
             admission: Admission::new(&config),
             forwarding: Forwarding::new(config.trusted_proxies.clone()),

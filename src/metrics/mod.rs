@@ -2,9 +2,12 @@
 //!
 //! Families live in the `prometheus` crate's default registry, the one
 //! Pingora's Prometheus service (`pingora-prometheus`) gathers from. Label
-//! sets are resolved once per peer ([`PeerMetrics`]) or once per peer and
-//! status code (lazily, on the first request with that code), so the request
-//! path never formats a label or hashes a label set.
+//! sets are resolved once per peer ([`PeerMetrics`]), once per route and
+//! upstream ([`RouteUpstreamMetrics`]), or once per route, peer and status
+//! code (lazily, on the first request with that code: [`StatusCounters`]),
+//! so the request path never formats a label or hashes a label set. Each
+//! handle removes its series from the registry when it drops: the series of
+//! what no configuration names any more go away.
 
 pub mod access_log;
 pub mod dns;
@@ -44,14 +47,14 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
     Families {
     requests: register_int_counter_vec!(
         "switchyard_requests_total",
-        "Client requests answered, by upstream, peer (\"none\" when no peer was reached) and HTTP status.",
-        &["upstream", "peer", "status"]
+        "Client requests answered, by route, upstream, peer (\"none\" when no peer was reached) and HTTP status.",
+        &["route", "upstream", "peer", "status"]
     )
     .expect("register switchyard_requests_total"),
     request_duration: register_histogram_vec!(
         "switchyard_request_duration_seconds",
-        "Time from the start of a client request to the end of its response.",
-        &["upstream"],
+        "Time from the start of a client request to the end of its response, by route and upstream.",
+        &["route", "upstream"],
         LATENCY_BUCKETS.to_vec()
     )
     .expect("register switchyard_request_duration_seconds"),
@@ -111,49 +114,54 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
 /// Lowest and highest status code with a counter slot of its own.
 const FIRST_STATUS: u16 = 100;
 const LAST_STATUS: u16 = 599;
+/// Status codes per class (1xx to 5xx), and the classes with slots.
+const CLASS_SIZE: usize = 100;
+const CLASSES: usize = (LAST_STATUS - FIRST_STATUS + 1) as usize / CLASS_SIZE;
 
-/// `switchyard_requests_total` for one `{upstream, peer}`, one counter per
-/// status code, each resolved on first use.
+/// The counter slots of one status class, resolved one by one.
+type ClassSlots = Box<[OnceLock<IntCounter>]>;
+
+/// `switchyard_requests_total` for one `{route, upstream, peer}`, one
+/// counter per status code, each resolved on first use.
+///
+/// There is one of these per route, upstream and peer the route may send
+/// to, so the slots of a status class are allocated with the class's first
+/// request: an unused one is a few hundred bytes (see the unit test), one
+/// that has only answered 2xx about 1.8 KB more.
 pub struct StatusCounters {
+    route: String,
     upstream: String,
     peer: String,
-    by_status: Box<[OnceLock<IntCounter>]>,
+    by_class: [OnceLock<ClassSlots>; CLASSES],
     /// Anything outside 100-599: no response was sent (status label "0").
     unanswered: OnceLock<IntCounter>,
 }
 
 impl StatusCounters {
-    fn new(upstream: &str, peer: &str) -> Self {
-        let slots = usize::from(LAST_STATUS - FIRST_STATUS + 1);
+    /// The counters of requests `route` sent to `upstream` and answered
+    /// there by `peer` ([`NO_PEER`] for those that reached none).
+    pub fn new(route: &str, upstream: &str, peer: &str) -> Self {
         StatusCounters {
+            route: route.to_string(),
             upstream: upstream.to_string(),
             peer: peer.to_string(),
-            by_status: (0..slots).map(|_| OnceLock::new()).collect(),
+            by_class: Default::default(),
             unanswered: OnceLock::new(),
         }
     }
 
     fn slot(&self, status: u16) -> &OnceLock<IntCounter> {
-        status
-            .checked_sub(FIRST_STATUS)
-            .and_then(|index| self.by_status.get(usize::from(index)))
-            .unwrap_or(&self.unanswered)
+        if !(FIRST_STATUS..=LAST_STATUS).contains(&status) {
+            return &self.unanswered;
+        }
+        let offset = usize::from(status - FIRST_STATUS);
+        let class = self.by_class[offset / CLASS_SIZE]
+            .get_or_init(|| (0..CLASS_SIZE).map(|_| OnceLock::new()).collect());
+        &class[offset % CLASS_SIZE]
     }
 
-    /// Remove every series this has created from the registry.
-    fn remove(&self) {
-        let remove = |status: &str| {
-            let labels = [self.upstream.as_str(), self.peer.as_str(), status];
-            let _ = FAMILIES.requests.remove_label_values(&labels);
-        };
-        for (index, slot) in self.by_status.iter().enumerate() {
-            if slot.get().is_some() {
-                remove(&(usize::from(FIRST_STATUS) + index).to_string());
-            }
-        }
-        if self.unanswered.get().is_some() {
-            remove("0");
-        }
+    fn labels<'a>(&'a self, status: &'a str) -> [&'a str; 4] {
+        [&self.route, &self.upstream, &self.peer, status]
     }
 
     /// Count one request answered with `status` (0: no response was sent).
@@ -165,23 +173,39 @@ impl StatusCounters {
                 } else {
                     "0".to_string()
                 };
-                FAMILIES.requests.with_label_values(&[
-                    self.upstream.as_str(),
-                    self.peer.as_str(),
-                    &label,
-                ])
+                FAMILIES.requests.with_label_values(&self.labels(&label))
             })
             .inc();
     }
 
+    /// Every counter resolved so far, with its status code (0: none sent).
+    fn resolved(&self) -> impl Iterator<Item = (usize, &IntCounter)> {
+        let by_status = self.by_class.iter().enumerate().flat_map(|(class, slots)| {
+            slots.get().into_iter().flat_map(move |slots| {
+                slots.iter().enumerate().filter_map(move |(index, slot)| {
+                    let status = usize::from(FIRST_STATUS) + class * CLASS_SIZE + index;
+                    slot.get().map(|counter| (status, counter))
+                })
+            })
+        });
+        by_status.chain(self.unanswered.get().map(|counter| (0, counter)))
+    }
+
     /// All requests counted so far, whatever their status.
-    pub fn total(&self) -> u64 {
-        self.by_status
-            .iter()
-            .chain(std::iter::once(&self.unanswered))
-            .filter_map(OnceLock::get)
-            .map(IntCounter::get)
-            .sum()
+    #[cfg(test)]
+    fn total(&self) -> u64 {
+        self.resolved().map(|(_, counter)| counter.get()).sum()
+    }
+}
+
+/// A route, upstream and peer no configuration names together any more
+/// (and no request uses) take their series with them.
+impl Drop for StatusCounters {
+    fn drop(&mut self) {
+        for (status, _) in self.resolved() {
+            let status = status.to_string();
+            let _ = FAMILIES.requests.remove_label_values(&self.labels(&status));
+        }
     }
 }
 
@@ -261,7 +285,8 @@ impl UpstreamErrorKind {
 
 /// Every metric handle of one peer, resolved when the peer is built.
 pub struct PeerMetrics {
-    pub requests: StatusCounters,
+    upstream: String,
+    peer: String,
     upstream_response: Histogram,
     up: IntGauge,
     probe_success: IntCounter,
@@ -280,7 +305,8 @@ impl PeerMetrics {
         let f = &*FAMILIES;
         let pair = [upstream, peer];
         PeerMetrics {
-            requests: StatusCounters::new(upstream, peer),
+            upstream: upstream.to_string(),
+            peer: peer.to_string(),
             upstream_response: f.upstream_response_duration.with_label_values(&pair),
             up: f.peer_up.with_label_values(&pair),
             probe_success: f
@@ -388,36 +414,28 @@ impl Drop for OpenConnection {
     }
 }
 
-/// The handles of one upstream that are not about a particular peer.
+/// The handles of one upstream that are not about a particular peer or
+/// route.
 pub struct UpstreamMetrics {
-    request_duration: Histogram,
+    upstream: String,
     in_flight: IntGauge,
-    /// Requests routed here but answered without reaching a peer
-    /// (`peer="none"`: no peer up, refused before a peer was chosen).
-    pub without_peer: StatusCounters,
 }
 
 impl UpstreamMetrics {
+    /// The handles of `upstream`.
     pub fn new(upstream: &str) -> Self {
         UpstreamMetrics {
-            request_duration: FAMILIES.request_duration.with_label_values(&[upstream]),
+            upstream: upstream.to_string(),
             in_flight: FAMILIES.in_flight.with_label_values(&[upstream]),
-            without_peer: StatusCounters::new(upstream, NO_PEER),
         }
     }
 
-    fn upstream(&self) -> &str {
-        &self.without_peer.upstream
-    }
-
-    pub fn observe_request(&self, seconds: f64) {
-        self.request_duration.observe(seconds);
-    }
-
+    /// A request routed here has started.
     pub fn request_started(&self) {
         self.in_flight.inc();
     }
 
+    /// A request routed here has ended.
     pub fn request_finished(&self) {
         self.in_flight.dec();
     }
@@ -427,10 +445,52 @@ impl UpstreamMetrics {
 /// its series with it.
 impl Drop for UpstreamMetrics {
     fn drop(&mut self) {
-        let upstream = [self.upstream()];
-        let _ = FAMILIES.request_duration.remove_label_values(&upstream);
-        let _ = FAMILIES.in_flight.remove_label_values(&upstream);
-        self.without_peer.remove();
+        let _ = FAMILIES.in_flight.remove_label_values(&[&self.upstream]);
+    }
+}
+
+/// The handles of the requests one route sends to one upstream that are not
+/// about a particular peer.
+pub struct RouteUpstreamMetrics {
+    /// `switchyard_request_duration_seconds`, resolved on the first request:
+    /// a route whose hooks may send to any upstream exports no empty
+    /// histogram for each.
+    request_duration: OnceLock<Histogram>,
+    /// Requests answered without reaching a peer (`peer="none"`: no peer
+    /// up, refused before a peer was chosen).
+    pub without_peer: StatusCounters,
+}
+
+impl RouteUpstreamMetrics {
+    /// The handles of the requests `route` sends to `upstream`.
+    pub fn new(route: &str, upstream: &str) -> Self {
+        RouteUpstreamMetrics {
+            request_duration: OnceLock::new(),
+            without_peer: StatusCounters::new(route, upstream, NO_PEER),
+        }
+    }
+
+    fn labels(&self) -> [&str; 2] {
+        [&self.without_peer.route, &self.without_peer.upstream]
+    }
+
+    /// A request took `seconds` from its start to the end of its response.
+    pub fn observe_request(&self, seconds: f64) {
+        self.request_duration
+            .get_or_init(|| FAMILIES.request_duration.with_label_values(&self.labels()))
+            .observe(seconds);
+    }
+}
+
+/// A route and upstream no configuration names together any more (and no
+/// request uses) take their series with them (`without_peer` its own).
+impl Drop for RouteUpstreamMetrics {
+    fn drop(&mut self) {
+        if self.request_duration.get().is_some() {
+            let _ = FAMILIES
+                .request_duration
+                .remove_label_values(&self.labels());
+        }
     }
 }
 
@@ -439,7 +499,7 @@ impl Drop for UpstreamMetrics {
 impl Drop for PeerMetrics {
     fn drop(&mut self) {
         let f = &*FAMILIES;
-        let (upstream, peer) = (self.requests.upstream.as_str(), self.requests.peer.as_str());
+        let (upstream, peer) = (self.upstream.as_str(), self.peer.as_str());
         let pair = [upstream, peer];
         let _ = f.upstream_response_duration.remove_label_values(&pair);
         let _ = f.peer_up.remove_label_values(&pair);
@@ -458,7 +518,6 @@ impl Drop for PeerMetrics {
         for state in ADMIN_STATES {
             let _ = f.admin_state.remove_label_values(&[upstream, peer, state]);
         }
-        self.requests.remove();
     }
 }
 
@@ -526,25 +585,59 @@ impl Default for ReloadMetrics {
 mod tests {
     use super::*;
 
+    fn exported() -> String {
+        prometheus::TextEncoder::new()
+            .encode_to_string(&prometheus::gather())
+            .unwrap()
+    }
+
     #[test]
     fn status_counters_count_exactly_and_sum() {
-        let counters = StatusCounters::new("unit", "127.0.0.1:1");
+        let counters = StatusCounters::new("unit-route", "unit", "127.0.0.1:1");
         for _ in 0..3 {
             counters.record(200);
         }
         counters.record(503);
         counters.record(0);
         counters.record(700);
-        assert_eq!(counters.total(), 6);
-        let text = prometheus::TextEncoder::new()
-            .encode_to_string(&prometheus::gather())
-            .unwrap();
-        assert!(text.contains(
-            "switchyard_requests_total{peer=\"127.0.0.1:1\",status=\"200\",upstream=\"unit\"} 3"
-        ));
-        assert!(text.contains(
-            "switchyard_requests_total{peer=\"127.0.0.1:1\",status=\"0\",upstream=\"unit\"} 2"
-        ));
+        counters.record(599);
+        counters.record(99);
+        assert_eq!(counters.total(), 8);
+        let text = exported();
+        for (status, count) in [("200", 3), ("503", 1), ("599", 1), ("0", 3)] {
+            let series = format!(
+                "switchyard_requests_total{{peer=\"127.0.0.1:1\",route=\"unit-route\",\
+                 status=\"{status}\",upstream=\"unit\"}} {count}\n"
+            );
+            assert!(text.contains(&series), "{series} in {text}");
+        }
+    }
+
+    #[test]
+    fn dropped_handles_take_their_series_with_them() {
+        let series = |text: &str| {
+            text.lines()
+                .filter(|l| l.contains("route=\"unit-gone\""))
+                .count()
+        };
+        let counters = StatusCounters::new("unit-gone", "unit", "127.0.0.1:3");
+        counters.record(204);
+        counters.record(0);
+        let upstream = RouteUpstreamMetrics::new("unit-gone", "unit");
+        upstream.without_peer.record(503);
+        upstream.observe_request(0.1);
+        assert!(series(&exported()) > 3);
+        drop(counters);
+        drop(upstream);
+        assert_eq!(series(&exported()), 0);
+    }
+
+    #[test]
+    fn unused_status_counters_are_small() {
+        // One per route, upstream and peer: the slots of a status class come
+        // with its first request.
+        let size = std::mem::size_of::<StatusCounters>();
+        assert!(size <= 256, "{size} bytes");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use admin::{AdminCell, AdminState, WeightOverride};
 use health::{PeerHealth, ProbeResult, Thresholds, Transition};
 use pingora_core::upstreams::peer::HttpPeer;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One backend server of an upstream, with what carries over every change
@@ -38,6 +38,9 @@ pub struct Peer {
     weight_override: Mutex<Option<WeightOverride>>,
     /// Requests being served by this peer now.
     in_flight: AtomicUsize,
+    /// Requests this peer has answered, over every route (the metric
+    /// series count them by route).
+    served: AtomicU64,
 }
 
 impl Peer {
@@ -65,6 +68,7 @@ impl Peer {
             admin: AdminCell::new(admin),
             weight_override: Mutex::new(weight_override),
             in_flight: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
         }
     }
 
@@ -117,7 +121,13 @@ impl Peer {
 
     /// Requests this peer has answered.
     pub fn requests_served(&self) -> u64 {
-        self.metrics.requests.total()
+        self.served.load(Ordering::Relaxed)
+    }
+
+    /// Count a request this peer has answered (or failed: the last peer a
+    /// request tried).
+    pub fn count_served(&self) {
+        self.served.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Record a probe in the peer's health and metrics, log a change of

@@ -5,17 +5,20 @@
 //!
 //! Routes are compiled with the snapshot ([`RouteTable::new`]); matching
 //! compares bytes and runs compiled regular expressions, and allocates
-//! nothing.
+//! nothing. Each route counts its requests in metric series of its own
+//! ([`request_metrics`]).
 
 pub mod matcher;
+pub mod request_metrics;
 pub mod rewrite;
 
 use crate::config::{ActionConfig, RouteConfig};
 use crate::hooks::{Hook, HookSet};
-use crate::upstream::Upstream;
+use crate::upstream::{Carryover, Upstream};
 use bytes::Bytes;
 use http::HeaderValue;
 use matcher::{Matcher, RequestView};
+use request_metrics::RouteMetrics;
 use rewrite::HeaderRewrite;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -41,6 +44,8 @@ pub struct Route {
     pub response_headers: HeaderRewrite,
     /// The hook instances that see its requests, in order.
     pub hooks: Vec<Arc<dyn Hook>>,
+    /// Where its requests are counted.
+    pub metrics: RouteMetrics,
 }
 
 /// What a route does with a request.
@@ -80,11 +85,28 @@ impl Split {
     }
 }
 
+impl Action {
+    /// Whether this action may send a request to `upstream`.
+    fn sends_to(&self, upstream: &Upstream) -> bool {
+        match self {
+            Action::Upstream(target) => target.index == upstream.index,
+            Action::Split(split) => split.targets.iter().any(|(t, _)| t.index == upstream.index),
+            Action::Redirect { .. } | Action::Respond { .. } => false,
+        }
+    }
+}
+
 impl RouteTable {
     /// The routes of `routes` over `upstreams` and `hooks` (which they were
     /// checked against when the file was read; a route to a missing
-    /// upstream or hook is left out).
-    pub fn new(routes: &[RouteConfig], upstreams: &[Arc<Upstream>], hooks: &HookSet) -> Self {
+    /// upstream or hook is left out), with their metric handles from
+    /// `carryover`.
+    pub fn new(
+        routes: &[RouteConfig],
+        upstreams: &[Arc<Upstream>],
+        hooks: &HookSet,
+        carryover: &mut dyn Carryover,
+    ) -> Self {
         let find = |name: &str| upstreams.iter().find(|u| u.name == name).cloned();
         let routes = routes
             .iter()
@@ -119,13 +141,19 @@ impl RouteTable {
                     .iter()
                     .map(|name| hooks.get(name).cloned())
                     .collect::<Option<Vec<_>>>()?;
+                let name: Arc<str> = config
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("route-{}", index + 1))
+                    .into();
+                // A hook may send a request to any upstream
+                // (`Request::send_to`).
+                let sends_to = |upstream: &Upstream| !hooks.is_empty() || action.sends_to(upstream);
+                let metrics = RouteMetrics::new(&name, upstreams, sends_to, carryover);
                 Some(Route {
                     hooks,
-                    name: config
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| format!("route-{}", index + 1))
-                        .into(),
+                    name,
+                    metrics,
                     config: config.clone(),
                     matcher: Matcher::new(&config.matches),
                     action,

@@ -4,14 +4,14 @@
 //! retried, timed and judged.
 //!
 //! Upstreams are rebuilt by every change of the configuration; what must
-//! outlive a change (each peer, the upstream's metric series) comes from a
-//! [`Carryover`].
+//! outlive a change (each peer, the metric series of upstreams and of the
+//! routes to them) comes from a [`Carryover`].
 
 pub mod discovery;
 pub mod selection;
 
 use crate::config::{HashKey, PeerTarget, StatusCode, UpstreamConfig};
-use crate::metrics::UpstreamMetrics;
+use crate::metrics::{RouteUpstreamMetrics, StatusCounters, UpstreamMetrics};
 use crate::peer::probe::Prober;
 use crate::peer::{Listing, Member, Peer, PeerTable};
 use discovery::{Discovered, NameCell};
@@ -26,13 +26,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What carries over from one snapshot to the next: a peer present before
-/// and after a change is the same [`Peer`], and an upstream keeps its metric
-/// series.
+/// and after a change is the same [`Peer`], and an upstream, and a route
+/// for each upstream and peer, keeps its metric series.
 pub trait Carryover {
     /// The peer `addr` of `upstream`: the existing one, or a new one.
     fn peer(&mut self, upstream: &str, addr: SocketAddr) -> Arc<Peer>;
     /// The metric handles of `upstream`: the existing ones, or new ones.
     fn upstream_metrics(&mut self, upstream: &str) -> Arc<UpstreamMetrics>;
+    /// The metric handles of the requests the route `route` sends to
+    /// `upstream`: the existing ones, or new ones.
+    fn route_upstream_metrics(&mut self, route: &str, upstream: &str) -> Arc<RouteUpstreamMetrics>;
+    /// The request counters of the route `route` for `peer` (of the
+    /// upstream `peer.upstream`): the existing ones, or new ones.
+    fn route_peer_requests(&mut self, route: &str, peer: &Peer) -> Arc<StatusCounters>;
     /// Log `warning` about the configuration being built, unless the build
     /// before said it too (rebuilds are many; a warning is said once).
     fn warn(&mut self, warning: String);
@@ -46,6 +52,9 @@ struct PeerGroup {
 /// An upstream, ready to serve.
 pub struct Upstream {
     pub name: String,
+    /// Position in its snapshot's upstreams (routes keep their metric
+    /// handles by it).
+    pub index: usize,
     pub hash_key: HashKey,
     /// Every peer, primary and backup, in config order (a name's addresses
     /// in the order its answer gave them).
@@ -89,11 +98,12 @@ impl RequestPolicy {
 }
 
 impl Upstream {
-    /// Build the upstream `name` as `config` says, with the addresses its
-    /// names give now (`discovered`), its peers and metrics taken from
-    /// `carryover`.
+    /// Build the upstream `name`, at `index` in its snapshot, as `config`
+    /// says, with the addresses its names give now (`discovered`), its
+    /// peers and metrics taken from `carryover`.
     pub fn build(
         name: &str,
+        index: usize,
         config: &UpstreamConfig,
         carryover: &mut dyn Carryover,
         discovered: &Discovered,
@@ -137,6 +147,7 @@ impl Upstream {
 
         Ok(Upstream {
             name: name.to_string(),
+            index,
             hash_key: config.hash_key,
             primary,
             backup,
