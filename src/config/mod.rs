@@ -228,6 +228,13 @@ impl Config {
     fn check_routes(&self, text: &str) -> Result<(), String> {
         let upstreams = &self.upstreams.0;
         for (index, route) in self.routes.iter().enumerate() {
+            let name = route.effective_name(index);
+            if (0..index).any(|before| self.routes[before].effective_name(before) == name) {
+                return Err(format!(
+                    "routes[{index}].name: `{name}` names an earlier route too (names tell routes apart in metrics and logs){}",
+                    line_of_list_item(text, "routes", index)
+                ));
+            }
             if let Some(name) = route.hooks.iter().find(|h| !self.hooks.contains_key(*h)) {
                 let known: Vec<&str> = self.hooks.keys().map(String::as_str).collect();
                 let known = if known.is_empty() {
@@ -462,6 +469,14 @@ upstreams:
         let config = Config::parse(&fixed, "test.yaml").unwrap();
         assert_eq!(config.effective_routes().len(), 2);
         assert!(config.warnings().is_empty());
+
+        let twice = format!("routes:\n  - upstream: a\n  - name: route-1\n    upstream: b\n{two}");
+        let message = error_of(&twice);
+        assert!(
+            message.contains("routes[1].name: `route-1` names an earlier route too")
+                && message.ends_with("at line 3"),
+            "{message}"
+        );
 
         let both = fixed.replace("  a:\n", "  a:\n    path_prefix: /a/\n");
         assert!(error_of(&both).contains("upstreams.a.path_prefix: with `routes:`"));

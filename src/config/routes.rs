@@ -262,6 +262,14 @@ impl<'de> Deserialize<'de> for RouteConfig {
 }
 
 impl RouteConfig {
+    /// Its name: as configured, or `route-N` for the route at `index`
+    /// (N from 1).
+    pub fn effective_name(&self, index: usize) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("route-{}", index + 1))
+    }
+
     /// The upstreams this route sends requests to.
     pub fn upstreams(&self) -> Vec<&str> {
         match &self.action {

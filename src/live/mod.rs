@@ -424,7 +424,9 @@ impl Snapshot {
         let limits = &config.limits;
         let routes = config.effective_routes();
         Ok(Snapshot {
-            routes: RouteTable::new(&routes, &upstreams, hooks, carryover),
+            routes: RouteTable::new(&routes, &upstreams, hooks, carryover).map_err(|e| {
+                pingora_error::Error::explain(pingora_error::ErrorType::InternalError, e)
+            })?,
             upstreams,
             admission: Admission::new(&config),
             forwarding: Forwarding::new(config.trusted_proxies.clone()),

@@ -98,20 +98,26 @@ impl Action {
 
 impl RouteTable {
     /// The routes of `routes` over `upstreams` and `hooks` (which they were
-    /// checked against when the file was read; a route to a missing
-    /// upstream or hook is left out), with their metric handles from
-    /// `carryover`.
+    /// checked against when the file was read; one that names what is not
+    /// there is an error, never a route left out), with their metric
+    /// handles from `carryover`.
     pub fn new(
         routes: &[RouteConfig],
         upstreams: &[Arc<Upstream>],
         hooks: &HookSet,
         carryover: &mut dyn Carryover,
-    ) -> Self {
-        let find = |name: &str| upstreams.iter().find(|u| u.name == name).cloned();
+    ) -> Result<Self, String> {
+        let find = |name: &str| {
+            upstreams
+                .iter()
+                .find(|u| u.name == name)
+                .cloned()
+                .ok_or_else(|| format!("a route names the upstream `{name}`, which is not there"))
+        };
         let routes = routes
             .iter()
             .enumerate()
-            .filter_map(|(index, config)| {
+            .map(|(index, config)| {
                 let action = match &config.action {
                     ActionConfig::Upstream(name) => Action::Upstream(find(name)?),
                     ActionConfig::Split(targets) => {
@@ -136,21 +142,23 @@ impl RouteTable {
                         body: Bytes::from(respond.body.clone()),
                     },
                 };
+                // A route whose hook is missing is no route at all: without
+                // it, its requests would go on unchecked.
                 let hooks = config
                     .hooks
                     .iter()
-                    .map(|name| hooks.get(name).cloned())
-                    .collect::<Option<Vec<_>>>()?;
-                let name: Arc<str> = config
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| format!("route-{}", index + 1))
-                    .into();
+                    .map(|name| {
+                        hooks.get(name).cloned().ok_or_else(|| {
+                            format!("a route names the hook `{name}`, which is not there")
+                        })
+                    })
+                    .collect::<Result<Vec<_>, String>>()?;
+                let name: Arc<str> = config.effective_name(index).into();
                 // A hook may send a request to any upstream
                 // (`Request::send_to`).
                 let sends_to = |upstream: &Upstream| !hooks.is_empty() || action.sends_to(upstream);
                 let metrics = RouteMetrics::new(&name, upstreams, sends_to, carryover);
-                Some(Route {
+                Ok(Route {
                     hooks,
                     name,
                     metrics,
@@ -162,9 +170,9 @@ impl RouteTable {
                     response_headers: HeaderRewrite::new(&config.response_headers),
                 })
             })
-            .collect::<Vec<Route>>();
+            .collect::<Result<Vec<Route>, String>>()?;
         let needs_host = routes.iter().any(|r| r.config.matches.host.is_some());
-        RouteTable { routes, needs_host }
+        Ok(RouteTable { routes, needs_host })
     }
 
     /// Whether any route looks at the request's host.
