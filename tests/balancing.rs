@@ -23,6 +23,15 @@ fn plain_peers(backends: &[Backend]) -> Vec<String> {
     backends.iter().map(|b| b.addr.to_string()).collect()
 }
 
+/// Three backends as peers with weights 1, 2 and 1.
+fn weighted_1_2_1(backends: &[Backend]) -> Vec<String> {
+    vec![
+        backends[0].addr.to_string(),
+        format!("{{ addr: {}, weight: 2 }}", backends[1].addr),
+        backends[2].addr.to_string(),
+    ]
+}
+
 #[test]
 fn round_robin_gives_each_peer_its_turn() {
     let backends = three_backends();
@@ -43,11 +52,7 @@ fn round_robin_gives_each_peer_its_turn() {
 #[test]
 fn weights_shape_the_share() {
     let backends = three_backends();
-    let peers = vec![
-        backends[0].addr.to_string(),
-        format!("{{ addr: {}, weight: 2 }}", backends[1].addr),
-        backends[2].addr.to_string(),
-    ];
+    let peers = weighted_1_2_1(&backends);
     let balancer = Balancer::start(&upstream_section("backend", "round_robin", &peers, 500));
     let seen = Client::new().data_backends(&balancer, 400);
     assert_eq!(count(&seen, "b1"), 100, "{seen:?}");
@@ -265,11 +270,7 @@ fn least_conn_keeps_most_requests_off_a_slow_peer() {
 fn least_request_gives_equal_speed_peers_their_weights_shares() {
     const REQUESTS: usize = 3000;
     let backends = three_backends();
-    let peers = vec![
-        backends[0].addr.to_string(),
-        format!("{{ addr: {}, weight: 2 }}", backends[1].addr),
-        backends[2].addr.to_string(),
-    ];
+    let peers = weighted_1_2_1(&backends);
     let balancer = Balancer::start(&upstream_section("backend", "least_request", &peers, 500));
     let seen = Client::new().data_backends(&balancer, REQUESTS);
     let counts = ["b1", "b2", "b3"].map(|name| count(&seen, name));
