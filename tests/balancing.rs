@@ -268,20 +268,29 @@ fn least_conn_keeps_most_requests_off_a_slow_peer() {
 
 #[test]
 fn least_request_gives_equal_speed_peers_their_weights_shares() {
-    const REQUESTS: usize = 3000;
     let backends = three_backends();
-    let peers = weighted_1_2_1(&backends);
-    let balancer = Balancer::start(&upstream_section("backend", "least_request", &peers, 500));
-    let seen = Client::new().data_backends(&balancer, REQUESTS);
-    let counts = ["b1", "b2", "b3"].map(|name| count(&seen, name));
-    println!("least_request, weights 1:2:1, {REQUESTS} requests in turn: {counts:?}");
-    for (n, weight) in counts.into_iter().zip([1, 2, 1]) {
-        let expected = REQUESTS * weight / 4;
-        assert!(
-            n.abs_diff(expected) * 20 <= expected,
-            "{n} for weight {weight}, not {expected} ± 5 %: {counts:?}"
-        );
-    }
+    let section = upstream_section("backend", "least_request", &weighted_1_2_1(&backends), 500);
+    let balancer = Balancer::start_site(Site::with_admin(&section, "", None));
+    let client = Client::new();
+    let shares_of = |weights: [usize; 3], requests: usize| {
+        let seen = client.data_backends(&balancer, requests);
+        let counts = ["b1", "b2", "b3"].map(|name| count(&seen, name));
+        println!("least_request, weights {weights:?}, {requests} requests in turn: {counts:?}");
+        let total: usize = weights.iter().sum();
+        for (n, weight) in counts.into_iter().zip(weights) {
+            let expected = requests * weight / total;
+            assert!(
+                n.abs_diff(expected) * 20 <= expected,
+                "{n} for weight {weight}, not {expected} ± 5 %: {counts:?}"
+            );
+        }
+    };
+    shares_of([1, 2, 1], 3000);
+    // A weight set through the admin API counts from the next request.
+    let path = format!("/upstreams/backend/peers/{}/weight", backends[0].addr);
+    let (status, answer) = balancer.admin("PUT", &path, r#"{"weight": 3}"#);
+    assert_eq!(status, 200, "{answer}");
+    shares_of([3, 2, 1], 1200);
 }
 
 #[test]
