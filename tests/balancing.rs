@@ -1,11 +1,15 @@
-//! Requests are spread across peers as the algorithm and weights say, backup
-//! peers stand by, and the request reaches the peer with its forwarding
-//! headers, on a kept-alive connection.
+//! Requests are spread across peers as the algorithm and weights say (the
+//! load-aware algorithms by the requests each peer has in flight), backup
+//! peers stand by, a retry never goes back to a peer it tried, and the
+//! request reaches the peer with its forwarding headers, on a kept-alive
+//! connection. The load-aware scenarios print their figures.
 
 mod common;
 
 use common::raw_backend::{RawBackend, Received};
-use common::{count, single_peer, upstream_section, Backend, Balancer, Client};
+use common::{
+    count, single_peer, upstream_section, wait_until, Backend, Balancer, Client, Load, Site,
+};
 use std::time::Duration;
 
 fn three_backends() -> Vec<Backend> {
@@ -17,6 +21,15 @@ fn three_backends() -> Vec<Backend> {
 
 fn plain_peers(backends: &[Backend]) -> Vec<String> {
     backends.iter().map(|b| b.addr.to_string()).collect()
+}
+
+/// Three backends as peers with weights 1, 2 and 1.
+fn weighted_1_2_1(backends: &[Backend]) -> Vec<String> {
+    vec![
+        backends[0].addr.to_string(),
+        format!("{{ addr: {}, weight: 2 }}", backends[1].addr),
+        backends[2].addr.to_string(),
+    ]
 }
 
 #[test]
@@ -39,11 +52,7 @@ fn round_robin_gives_each_peer_its_turn() {
 #[test]
 fn weights_shape_the_share() {
     let backends = three_backends();
-    let peers = vec![
-        backends[0].addr.to_string(),
-        format!("{{ addr: {}, weight: 2 }}", backends[1].addr),
-        backends[2].addr.to_string(),
-    ];
+    let peers = weighted_1_2_1(&backends);
     let balancer = Balancer::start(&upstream_section("backend", "round_robin", &peers, 500));
     let seen = Client::new().data_backends(&balancer, 400);
     assert_eq!(count(&seen, "b1"), 100, "{seen:?}");
@@ -198,4 +207,157 @@ fn connections_to_the_peer_are_kept_alive_and_reused() {
         "20 requests took {} connections",
         connections.len()
     );
+}
+
+/// Each backend's share of the `/api/data` requests it answered (its own
+/// count) since `before` (the counts then), in percent.
+fn shares_since(backends: &[Backend], before: &[f64]) -> Vec<f64> {
+    let served: Vec<f64> = backends
+        .iter()
+        .zip(before)
+        .map(|(b, before)| b.data_requests() - before)
+        .collect();
+    let total: f64 = served.iter().sum();
+    served.iter().map(|n| 100.0 * n / total).collect()
+}
+
+#[test]
+fn least_conn_keeps_most_requests_off_a_slow_peer() {
+    const CLIENTS: usize = 16;
+    let backends = [
+        Backend::start("fast1", 5),
+        Backend::start("fast2", 5),
+        Backend::start("slow", 100),
+    ];
+    let balancer = Balancer::start(&upstream_section(
+        "backend",
+        "least_conn",
+        &plain_peers(&backends),
+        1000,
+    ));
+    let before: Vec<f64> = backends.iter().map(Backend::data_requests).collect();
+    let load = Load::start(&balancer.url("/api/data"), CLIENTS);
+    std::thread::sleep(Duration::from_millis(1500));
+    // The peers' in-flight gauges add up to the clients' requests that are
+    // at a peer now.
+    let in_flight = balancer.scrape().sum(
+        "switchyard_peer_requests_in_flight",
+        &[("upstream", "backend")],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let report = load.finish();
+    let shares = shares_since(&backends, &before);
+    println!(
+        "least_conn, {CLIENTS} clients, peers at 5, 5 and 100 ms: {} requests, {} errors, \
+         shares {:.1} % / {:.1} % / {:.1} % (slow last), {in_flight:?} in flight mid-run",
+        report.requests, report.errors, shares[0], shares[1], shares[2]
+    );
+    assert_eq!(report.errors, 0, "{:?}", report.samples);
+    assert!(shares[2] < 10.0, "the slow peer got {:.1} %", shares[2]);
+    let in_flight = in_flight.expect("switchyard_peer_requests_in_flight is exported");
+    assert!((1.0..=CLIENTS as f64).contains(&in_flight), "{in_flight}");
+    // Every request has ended: every gauge is back to 0.
+    let idle = |scrape: &common::Scrape| {
+        scrape.sum(
+            "switchyard_peer_requests_in_flight",
+            &[("upstream", "backend")],
+        ) == Some(0.0)
+    };
+    assert!(idle(&balancer.scrape_when(idle)), "in flight after the run");
+}
+
+#[test]
+fn least_request_gives_equal_speed_peers_their_weights_shares() {
+    let backends = three_backends();
+    let section = upstream_section("backend", "least_request", &weighted_1_2_1(&backends), 500);
+    let balancer = Balancer::start_site(Site::with_admin(&section, "", None));
+    let client = Client::new();
+    let shares_of = |weights: [usize; 3], requests: usize| {
+        let seen = client.data_backends(&balancer, requests);
+        let counts = ["b1", "b2", "b3"].map(|name| count(&seen, name));
+        println!("least_request, weights {weights:?}, {requests} requests in turn: {counts:?}");
+        let total: usize = weights.iter().sum();
+        for (n, weight) in counts.into_iter().zip(weights) {
+            let expected = requests * weight / total;
+            assert!(
+                n.abs_diff(expected) * 20 <= expected,
+                "{n} for weight {weight}, not {expected} ± 5 %: {counts:?}"
+            );
+        }
+    };
+    shares_of([1, 2, 1], 3000);
+    // A weight set through the admin API counts from the next request.
+    let path = format!("/upstreams/backend/peers/{}/weight", backends[0].addr);
+    let (status, answer) = balancer.admin("PUT", &path, r#"{"weight": 3}"#);
+    assert_eq!(status, 200, "{answer}");
+    shares_of([3, 2, 1], 1200);
+}
+
+#[test]
+fn a_retry_never_goes_back_to_a_peer_it_tried() {
+    const CLIENTS: usize = 8;
+    let mut backends = three_backends();
+    let dead = backends[2].addr;
+    // Passive health off and the next probe a minute away: the dead peer
+    // stays UP, and only the request's own tried peers keep a retry off it.
+    let balancers: Vec<(&str, Balancer, std::path::PathBuf)> = [
+        "round_robin",
+        "random",
+        "consistent_hash",
+        "least_conn",
+        "least_request",
+    ]
+    .into_iter()
+    .map(|algorithm| {
+        let mut upstreams = upstream_section("backend", algorithm, &plain_peers(&backends), 60_000);
+        upstreams.push_str("    retries: 2\n    passive_health: { max_fails: 0 }\n");
+        let site = Site::new(&upstreams, "");
+        let log = site.dir.path().join("access.log");
+        let extra = format!("access_log: {{ path: \"{}\" }}\n", log.display());
+        site.write_config(&site.config_path, &upstreams, &extra);
+        (algorithm, Balancer::start_site(site), log)
+    })
+    .collect();
+    backends[2].process.kill();
+    for (algorithm, balancer, log) in &balancers {
+        let load = Load::start(&balancer.url("/api/data"), CLIENTS);
+        std::thread::sleep(Duration::from_millis(600));
+        let report = load.finish();
+        let lines = || std::fs::read_to_string(log).unwrap_or_default();
+        wait_until(Duration::from_secs(5), || {
+            lines().lines().count() >= report.requests
+        });
+        let attempts: Vec<u64> = lines()
+            .lines()
+            .map(|line| {
+                let entry: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+                assert_ne!(entry["peer"], dead.to_string(), "{line}");
+                entry["attempts"].as_u64().expect("attempts")
+            })
+            .collect();
+        let retried = attempts.iter().filter(|&&a| a == 2).count();
+        let refused = balancer.scrape().sum(
+            "switchyard_upstream_errors_total",
+            &[("peer", &dead.to_string()), ("kind", "connect_refused")],
+        );
+        println!(
+            "{algorithm}, one of three peers refusing connections: {} requests, {} errors, \
+             {retried} of {} logged requests retried once, {refused:?} refused attempts",
+            report.requests,
+            report.errors,
+            attempts.len()
+        );
+        assert_eq!(report.errors, 0, "{algorithm}: {:?}", report.samples);
+        // The dead peer is the only one that fails: a second attempt would
+        // have been a return to it.
+        assert!(
+            attempts.iter().all(|&a| a <= 2),
+            "{algorithm}: {attempts:?}"
+        );
+        assert_eq!(refused, Some(retried as f64), "{algorithm}");
+        // A hash of one URL keeps to one peer, maybe a live one.
+        if *algorithm != "consistent_hash" {
+            assert!(retried > 0, "{algorithm} never tried the dead peer");
+        }
+    }
 }

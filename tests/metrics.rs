@@ -64,6 +64,10 @@ fn counters_match_the_requests_sent() {
         let labels = [upstream, ("peer", peer.as_str())];
         assert_eq!(scrape.sum("switchyard_peer_up", &labels), Some(1.0));
         assert_eq!(
+            scrape.sum("switchyard_peer_requests_in_flight", &labels),
+            Some(0.0)
+        );
+        assert_eq!(
             scrape.sum("switchyard_peer_state_changes_total", &labels),
             Some(0.0)
         );

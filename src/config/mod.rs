@@ -420,6 +420,27 @@ upstreams:
     }
 
     #[test]
+    fn every_algorithm_has_its_name() {
+        let algorithms = [
+            ("round_robin", Algorithm::RoundRobin),
+            ("random", Algorithm::Random),
+            ("consistent_hash", Algorithm::ConsistentHash),
+            ("least_conn", Algorithm::LeastConn),
+            ("least_request", Algorithm::LeastRequest),
+        ];
+        for (name, algorithm) in algorithms {
+            let text = SAMPLE.replace("algorithm: round_robin", &format!("algorithm: {name}"));
+            let config = Config::parse(&text, "test.yaml").unwrap();
+            assert_eq!(config.upstreams.0["backend"].algorithm, algorithm, "{name}");
+        }
+        let message = error_of(&SAMPLE.replace("algorithm: round_robin", "algorithm: leastconn"));
+        assert!(
+            message.contains("unknown variant `leastconn`, expected one of"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn a_config_built_in_code_is_checked_like_a_file() {
         let config = Config::parse(SAMPLE, "test.yaml").unwrap();
         let again = config.clone().checked("code").unwrap();

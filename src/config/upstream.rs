@@ -139,6 +139,16 @@ pub enum Algorithm {
     /// Ketama consistent hashing of `hash_key`: a key keeps its peer while
     /// the peer set is stable (nginx's `hash ... consistent`).
     ConsistentHash,
+    /// The peer with the fewest requests in flight for its weight (in-flight
+    /// / weight), ties taken in turn (nginx's `least_conn`, HAProxy's
+    /// `leastconn`): a slow peer holds its requests longer, so it gets fewer.
+    LeastConn,
+    /// Power of two choices (Envoy's default `LEAST_REQUEST`): with equal
+    /// weights, two peers drawn at random and the one with fewer requests in
+    /// flight wins; with different weights, a weighted draw over each
+    /// peer's weight / (in-flight + 1), so idle peers get their weights'
+    /// shares and a busy one less.
+    LeastRequest,
 }
 
 /// The request property that `consistent_hash` hashes.

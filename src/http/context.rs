@@ -80,7 +80,7 @@ impl RequestContext {
             peer_chosen_at: None,
             upstream_header: None,
             request_id: None,
-            tried: TriedPeers::default(),
+            tried: TriedPeers::NONE,
             attempts: 0,
             fresh_connection: false,
             fresh_connection_used: false,

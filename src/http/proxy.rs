@@ -426,7 +426,7 @@ impl ProxyHttp for Balancer {
                 return Error::e_explain(ErrorType::InternalError, "a route without an upstream")
             }
         };
-        let no_peer = !upstream.has_untried_peer(TriedPeers::default());
+        let no_peer = !upstream.has_untried_peer(TriedPeers::NONE);
         ctx.set_upstream(Arc::clone(&upstream));
         if no_peer {
             // Answered here, the client keeps its connection.

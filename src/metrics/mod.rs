@@ -33,6 +33,7 @@ struct Families {
     request_duration: HistogramVec,
     upstream_response_duration: HistogramVec,
     in_flight: IntGaugeVec,
+    peer_in_flight: IntGaugeVec,
     peer_up: IntGaugeVec,
     health_checks: IntCounterVec,
     health_check_duration: HistogramVec,
@@ -71,6 +72,12 @@ static FAMILIES: LazyLock<Families> = LazyLock::new(|| {
         &["upstream"]
     )
     .expect("register switchyard_requests_in_flight"),
+    peer_in_flight: register_int_gauge_vec!(
+        "switchyard_peer_requests_in_flight",
+        "Requests being served by the peer right now (attempts sent and not yet finished); what least_conn and least_request compare.",
+        &["upstream", "peer"]
+    )
+    .expect("register switchyard_peer_requests_in_flight"),
     peer_up: register_int_gauge_vec!(
         "switchyard_peer_up",
         "1 while the peer is UP (gets traffic), 0 while it is DOWN; matches the status page.",
@@ -287,6 +294,10 @@ impl UpstreamErrorKind {
 pub struct PeerMetrics {
     upstream: String,
     peer: String,
+    /// `switchyard_peer_requests_in_flight`, and the peer's in-flight count
+    /// itself: selection reads it, so counting a request costs one atomic
+    /// add, not one for a count and one for its gauge.
+    in_flight: IntGauge,
     upstream_response: Histogram,
     up: IntGauge,
     probe_success: IntCounter,
@@ -301,12 +312,14 @@ pub struct PeerMetrics {
 pub const ADMIN_STATES: [&str; 3] = ["active", "draining", "disabled"];
 
 impl PeerMetrics {
+    /// The handles of the peer `peer` (its address as text) of `upstream`.
     pub fn new(upstream: &str, peer: &str) -> Self {
         let f = &*FAMILIES;
         let pair = [upstream, peer];
         PeerMetrics {
             upstream: upstream.to_string(),
             peer: peer.to_string(),
+            in_flight: f.peer_in_flight.with_label_values(&pair),
             upstream_response: f.upstream_response_duration.with_label_values(&pair),
             up: f.peer_up.with_label_values(&pair),
             probe_success: f
@@ -324,6 +337,24 @@ impl PeerMetrics {
             admin_state: ADMIN_STATES
                 .map(|state| f.admin_state.with_label_values(&[upstream, peer, state])),
         }
+    }
+
+    /// A request to the peer has started.
+    #[inline]
+    pub fn request_started(&self) {
+        self.in_flight.inc();
+    }
+
+    /// A request to the peer has finished.
+    #[inline]
+    pub fn request_finished(&self) {
+        self.in_flight.dec();
+    }
+
+    /// Requests to the peer that have started and not finished.
+    #[inline]
+    pub fn requests_in_flight(&self) -> usize {
+        usize::try_from(self.in_flight.get()).unwrap_or(0)
     }
 
     /// 1 for `state` (one of [`ADMIN_STATES`]), 0 for the others.
@@ -501,6 +532,7 @@ impl Drop for PeerMetrics {
         let f = &*FAMILIES;
         let (upstream, peer) = (self.upstream.as_str(), self.peer.as_str());
         let pair = [upstream, peer];
+        let _ = f.peer_in_flight.remove_label_values(&pair);
         let _ = f.upstream_response_duration.remove_label_values(&pair);
         let _ = f.peer_up.remove_label_values(&pair);
         let _ = f.health_check_duration.remove_label_values(&pair);

@@ -18,7 +18,7 @@ use admin::{AdminCell, AdminState, WeightOverride};
 use health::{PeerHealth, ProbeResult, Thresholds, Transition};
 use pingora_core::upstreams::peer::HttpPeer;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One backend server of an upstream, with what carries over every change
@@ -36,8 +36,6 @@ pub struct Peer {
     /// A weight an operator has set (admin API); snapshots built while it
     /// holds use it in place of the configured weight.
     weight_override: Mutex<Option<WeightOverride>>,
-    /// Requests being served by this peer now.
-    in_flight: AtomicUsize,
     /// Requests this peer has answered, over every route (the metric
     /// series count them by route).
     served: AtomicU64,
@@ -67,7 +65,6 @@ impl Peer {
             label,
             admin: AdminCell::new(admin),
             weight_override: Mutex::new(weight_override),
-            in_flight: AtomicUsize::new(0),
             served: AtomicU64::new(0),
         }
     }
@@ -108,14 +105,16 @@ impl Peer {
             .unwrap_or_else(|p| p.into_inner()) = weight;
     }
 
-    /// Requests this peer is serving now.
+    /// Requests this peer is serving now (attempts sent to it that have not
+    /// finished), as `switchyard_peer_requests_in_flight` shows them.
+    #[inline]
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed)
+        self.metrics.requests_in_flight()
     }
 
     /// Count a request as in flight on this peer until the guard drops.
     pub fn start_request(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.metrics.request_started();
         InFlight(Arc::clone(self))
     }
 
@@ -197,7 +196,7 @@ pub struct InFlight(Arc<Peer>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.request_finished();
     }
 }
 

@@ -1,6 +1,6 @@
 //! An upstream in one snapshot: its peers ([`Member`]s of long-lived
-//! [`Peer`]s), primary and backup, each group with its Pingora load balancer
-//! ([`selection`]), the probe of its peers, and how requests to them are
+//! [`Peer`]s), primary and backup, each group with the selector of its
+//! algorithm ([`selection`]), the probe of its peers, and how requests to them are
 //! retried, timed and judged.
 //!
 //! Upstreams are rebuilt by every change of the configuration; what must
@@ -15,12 +15,8 @@ use crate::metrics::{RouteUpstreamMetrics, StatusCounters, UpstreamMetrics};
 use crate::peer::probe::Prober;
 use crate::peer::{Listing, Member, Peer, PeerTable};
 use discovery::{Discovered, NameCell};
-use pingora_core::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora_error::Result;
-use pingora_load_balancing::discovery::Static;
-use pingora_load_balancing::{Backend, Backends, Extensions};
-use selection::{build_selector, PeerSelector};
-use std::collections::BTreeSet;
+use selection::{Eligible, PeerGroup};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,11 +38,6 @@ pub trait Carryover {
     /// Log `warning` about the configuration being built, unless the build
     /// before said it too (rebuilds are many; a warning is said once).
     fn warn(&mut self, warning: String);
-}
-
-/// One group of peers (the primaries, or the backups) and its selector.
-struct PeerGroup {
-    selector: Arc<dyn PeerSelector>,
 }
 
 /// An upstream, ready to serve.
@@ -121,21 +112,9 @@ impl Upstream {
             })
             .collect();
         let peers = PeerTable::new(members);
-        let group = |backup: bool| -> Option<PeerGroup> {
-            let members: BTreeSet<Backend> = peers
-                .iter()
-                .filter(|m| m.backup == backup)
-                .map(|m| backend_of(m))
-                .collect();
-            if members.is_empty() {
-                return None;
-            }
-            // Health is switchyard's own (selection accepts UP peers only),
-            // so the view has no health registry.
-            let view = Backends::new(Static::new(members));
-            Some(PeerGroup {
-                selector: build_selector(config.algorithm, view),
-            })
+        let group = |backup: bool| {
+            let members = peers.iter().filter(|m| m.backup == backup).cloned();
+            PeerGroup::new(config.algorithm, members.collect())
         };
         let primary = group(false);
         let backup = group(true);
@@ -172,45 +151,27 @@ impl Upstream {
     /// (draining, disabled): an UP primary peer, else (only while no primary
     /// is up) an UP backup peer, else, with `fail_open`, any untried peer,
     /// else none.
-    pub fn select(&self, key: &[u8], tried: TriedPeers) -> Option<&Arc<Member>> {
-        let untried = |m: &Member| !tried.contains(m.index);
-        let choose = |backup: bool, require_up: bool| {
-            let group = if backup {
-                self.backup.as_ref()?
-            } else {
-                self.primary.as_ref()?
-            };
-            // A scan of the group first: without an eligible peer, the
-            // selector would walk its whole step budget to find none.
-            let eligible = |m: &Member| {
-                m.backup == backup
-                    && untried(m)
-                    && m.peer.in_rotation()
-                    && (!require_up || m.peer.health.is_up())
-            };
-            if !self.peers.iter().any(|m| eligible(m)) {
-                return None;
-            }
-            let accept = |addr| self.peers.get(addr).is_some_and(|m| eligible(m));
-            group.selector.select(key, &accept)
+    pub fn select<'a>(&'a self, key: &[u8], tried: TriedPeers) -> Option<&'a Arc<Member>> {
+        let choose = |group: &'a Option<PeerGroup>, require_up: bool| {
+            group.as_ref()?.select(key, Eligible { tried, require_up })
         };
-        let addr = choose(false, true)
-            .or_else(|| choose(true, true))
+        choose(&self.primary, true)
+            .or_else(|| choose(&self.backup, true))
             .or_else(|| {
                 let fail_open = self.policy.fail_open;
-                fail_open.then(|| choose(false, false).or_else(|| choose(true, false)))?
-            })?;
-        self.peers.get(addr)
+                fail_open
+                    .then(|| choose(&self.primary, false).or_else(|| choose(&self.backup, false)))?
+            })
     }
 
     /// Whether [`Self::select`] would find a peer outside `tried`, without
     /// selecting one (selection moves the round-robin position).
     pub fn has_untried_peer(&self, tried: TriedPeers) -> bool {
-        self.peers.iter().any(|m| {
-            !tried.contains(m.index)
-                && m.peer.in_rotation()
-                && (self.policy.fail_open || m.peer.health.is_up())
-        })
+        let eligible = Eligible {
+            tried,
+            require_up: !self.policy.fail_open,
+        };
+        self.peers.iter().any(|m| eligible.accepts(m))
     }
 
     /// The primary peers, in config order.
@@ -273,14 +234,6 @@ fn listings(
     (listed, duplicates)
 }
 
-fn backend_of(member: &Member) -> Backend {
-    Backend {
-        addr: PingoraAddr::Inet(member.peer.addr),
-        weight: usize::from(member.weight),
-        ext: Extensions::new(),
-    }
-}
-
 /// The peers a request has already tried, a bit per peer index. Peers past
 /// the 64th are not remembered (they may be tried twice); upstreams that
 /// large are rare and a retry there still goes to a healthy peer.
@@ -288,10 +241,15 @@ fn backend_of(member: &Member) -> Backend {
 pub struct TriedPeers(u64);
 
 impl TriedPeers {
+    /// No peer tried yet.
+    pub const NONE: TriedPeers = TriedPeers(0);
+
+    /// Whether the peer at `index` has been tried.
     pub fn contains(self, index: usize) -> bool {
         index < 64 && self.0 & (1 << index) != 0
     }
 
+    /// Remember that the peer at `index` has been tried.
     pub fn add(&mut self, index: usize) {
         if index < 64 {
             self.0 |= 1 << index;

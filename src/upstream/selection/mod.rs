@@ -1,0 +1,85 @@
+//! Picking a peer within one group of an upstream (its primaries, or its
+//! backups), among the peers a request may go to now.
+//!
+//! [`Upstream::select`](super::Upstream::select) decides which group to
+//! ask and what makes a peer [`Eligible`] (health, admin state, the peers
+//! the request has tried); a [`PeerSelector`] only picks among those, in the
+//! way its algorithm says. The algorithms that do not look at load
+//! (round robin, random, consistent hash) are Pingora's, behind an adapter
+//! ([`pingora`]); the ones that do (`least_conn`, `least_request`) are
+//! switchyard's own ([`least`]): they read each peer's in-flight count,
+//! which Pingora's selection cannot see, and they pick over the group's
+//! members directly, so a pick allocates, hashes and locks nothing.
+
+pub mod least;
+pub mod pingora;
+
+use super::TriedPeers;
+use crate::config::Algorithm;
+use crate::peer::Member;
+use pingora_load_balancing::selection::{Consistent, Random, RoundRobin};
+use std::sync::Arc;
+
+/// Which peers of a group a request may go to now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Eligible {
+    /// The peers the request has already tried: never again.
+    pub tried: TriedPeers,
+    /// Only UP peers (`false` only for `fail_open`, with no peer UP).
+    pub require_up: bool,
+}
+
+impl Eligible {
+    /// Whether the request may go to `member`: not tried yet, in rotation
+    /// (not drained or disabled by an operator) and, if required, UP.
+    #[inline]
+    pub fn accepts(self, member: &Member) -> bool {
+        !self.tried.contains(member.index)
+            && member.peer.in_rotation()
+            && (!self.require_up || member.peer.health.is_up())
+    }
+}
+
+/// Chooses among the peers of one group, in the way of its algorithm.
+pub trait PeerSelector: Send + Sync {
+    /// A member of `group` (the members this selector was built for) that
+    /// `eligible` accepts, for a request with hash key `key` (which matters
+    /// only to hashing algorithms); `None` when `eligible` accepts none.
+    fn select<'a>(
+        &self,
+        key: &[u8],
+        group: &'a [Arc<Member>],
+        eligible: Eligible,
+    ) -> Option<&'a Arc<Member>>;
+}
+
+/// One group of an upstream's peers (the primaries, or the backups) and the
+/// selector its algorithm runs.
+pub struct PeerGroup {
+    members: Vec<Arc<Member>>,
+    selector: Box<dyn PeerSelector>,
+}
+
+impl PeerGroup {
+    /// `members` picked by `algorithm`; `None` when there are none.
+    pub fn new(algorithm: Algorithm, members: Vec<Arc<Member>>) -> Option<PeerGroup> {
+        if members.is_empty() {
+            return None;
+        }
+        let selector: Box<dyn PeerSelector> = match algorithm {
+            Algorithm::RoundRobin => pingora::selector::<RoundRobin>(&members),
+            Algorithm::Random => pingora::selector::<Random>(&members),
+            Algorithm::ConsistentHash => pingora::selector::<Consistent>(&members),
+            Algorithm::LeastConn => Box::<least::LeastConn>::default(),
+            Algorithm::LeastRequest => Box::new(least::LeastRequest::new(&members)),
+        };
+        Some(PeerGroup { members, selector })
+    }
+
+    /// The member for a request with hash key `key` that `eligible`
+    /// accepts, if any.
+    #[inline]
+    pub fn select(&self, key: &[u8], eligible: Eligible) -> Option<&Arc<Member>> {
+        self.selector.select(key, &self.members, eligible)
+    }
+}
