@@ -183,6 +183,12 @@ fn is_websocket_upgrade(request: &RequestHeader) -> bool {
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
+/// Whether a response is an interim one (`100 Continue`, `103 Early
+/// Hints`), which another follows; a `101` is final (a tunnel follows).
+fn is_interim(status: http::StatusCode) -> bool {
+    status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS
+}
+
 /// Whether the client waits for `100 Continue` before sending its body.
 fn expects_continue(request: &RequestHeader) -> bool {
     request.version == http::Version::HTTP_11
@@ -599,7 +605,7 @@ impl ProxyHttp for Balancer {
         ctx: &mut RequestContext,
     ) -> Result<()> {
         let status = upstream_response.status;
-        if status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS {
+        if is_interim(status) {
             return Ok(());
         }
         ctx.response_started = true;
@@ -653,8 +659,7 @@ impl ProxyHttp for Balancer {
     ) -> Result<()> {
         // An interim response (`100 Continue`, `103 Early Hints`) is not the
         // answer: the edits and hooks are for the final one.
-        let status = response.status;
-        if status.is_informational() && status != http::StatusCode::SWITCHING_PROTOCOLS {
+        if is_interim(response.status) {
             return Ok(());
         }
         if let Some(id) = &ctx.request_id {
