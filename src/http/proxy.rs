@@ -33,6 +33,7 @@ use crate::config::HashKey;
 use crate::listen::stream::{ClientStream, Framing};
 use crate::live::Live;
 use crate::metrics::UpstreamErrorKind;
+use crate::peer::latency::Tick;
 use crate::request::admission::content_length;
 use crate::request::request_id::{self, X_REQUEST_ID};
 use crate::resources::is_exhausted;
@@ -546,9 +547,10 @@ impl ProxyHttp for Balancer {
             stream.set_budget(Some(tokio::time::Instant::from_std(deadline)));
         }
         ctx.response_started = false;
-        ctx.in_flight = Some(peer.peer.start_request());
+        let now = Instant::now();
+        ctx.in_flight = Some(peer.peer.start_request(Tick::at(now)));
         ctx.peer = Some(peer);
-        ctx.peer_chosen_at = Some(Instant::now());
+        ctx.peer_chosen_at = Some(now);
         Ok(http_peer)
     }
 
@@ -621,8 +623,10 @@ impl ProxyHttp for Balancer {
         }
         let peer = &member.peer;
         if let Some(chosen) = ctx.peer_chosen_at.take() {
-            let waited = chosen.elapsed();
+            let now = Instant::now();
+            let waited = now.saturating_duration_since(chosen);
             peer.metrics.observe_upstream_response(waited.as_secs_f64());
+            member.record_latency(waited, Tick::at(now));
             ctx.upstream_header = Some(waited);
         }
         if upstream.policy.fails_on_status(status.as_u16()) {
