@@ -14,6 +14,7 @@
 //! a pick reads them; a pick on a count a moment old makes a slightly
 //! different choice, never one [`Eligible`] refuses.
 
+use super::draw::{golden_point, weighted_at};
 use super::{Eligible, PeerSelector};
 use crate::peer::Member;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -61,9 +62,6 @@ impl Load {
 /// integer shares stay apart (weight 1 with a thousand requests in flight
 /// still has a share of 1,047).
 const SHARE_SCALE: u64 = 1 << 20;
-
-/// 2^64 / φ: the step of the golden-ratio sequence of draw points.
-const GOLDEN_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// `least_conn`: the eligible member with the fewest requests in flight for
 /// its weight; equals take turns (as in nginx, a second pass over the group
@@ -132,44 +130,16 @@ impl LeastRequest {
         }
     }
 
-    /// A draw over the eligible members' shares ([`Load::share`]).
-    ///
-    /// The draw points follow the golden-ratio sequence rather than a
-    /// random one: consecutive points spread evenly over the total, so
-    /// while the counts hold still each member's picks stay within a few of
-    /// its share, as in a weighted round robin (a random draw strays by the
-    /// square root of the picks).
+    /// A draw over the eligible members' shares ([`Load::share`]), at the
+    /// next point of the golden-ratio sequence: while the counts hold still
+    /// each member's picks stay within a few of its share.
     fn weighted_draw<'a>(
         &self,
         group: &'a [Arc<Member>],
         eligible: Eligible,
     ) -> Option<&'a Arc<Member>> {
-        let total: u64 = group
-            .iter()
-            .filter(|m| eligible.accepts(m))
-            .map(|m| Load::of(m).share())
-            .sum();
-        if total == 0 {
-            return None;
-        }
-        let point = self
-            .draws
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(GOLDEN_STEP);
-        // The point as a fraction of 2^64, scaled to below `total`.
-        let mut left = ((u128::from(point) * u128::from(total)) >> 64) as u64;
-        let mut last = None;
-        for member in group.iter().filter(|m| eligible.accepts(m)) {
-            let share = Load::of(member).share();
-            if left < share {
-                return Some(member);
-            }
-            left -= share;
-            last = Some(member);
-        }
-        // Counts grew between the two passes, the shares shrank and the
-        // point fell past the end: the last eligible member is as good a pick.
-        last
+        let point = golden_point(self.draws.fetch_add(1, Ordering::Relaxed));
+        weighted_at(group, eligible, point, |m| Load::of(m).share())
     }
 }
 
@@ -240,66 +210,8 @@ fn fewer_in_flight<'a>(first: &'a Arc<Member>, second: &'a Arc<Member>) -> &'a A
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{group, in_flight, picks, times, ANY_UP};
     use super::*;
-    use crate::config::UpstreamConfig;
-    use crate::peer::admin::AdminState;
-    use crate::peer::health::PeerHealth;
-    use crate::peer::{InFlight, Listing, Peer};
-    use crate::upstream::TriedPeers;
-
-    /// Members of the upstream `upstream` (a name of its own per test: the
-    /// in-flight counts are metric series, by upstream and address), one per
-    /// weight, UP and active.
-    fn group(upstream: &str, weights: &[u16]) -> Vec<Arc<Member>> {
-        let members = weights.iter().enumerate();
-        members
-            .map(|(index, &weight)| member(upstream, index, weight, PeerHealth::new()))
-            .collect()
-    }
-
-    /// The member at `index` of `upstream`, with `weight` and `health`.
-    fn member(upstream: &str, index: usize, weight: u16, health: PeerHealth) -> Arc<Member> {
-        let settings: UpstreamConfig = serde_yaml::from_str("peers: [127.0.0.1:1]").unwrap();
-        let addr = ([127, 0, 0, 1], 10_000 + index as u16).into();
-        let peer = Peer::new(upstream, addr, health, AdminState::Active, None);
-        let listing = Listing {
-            name: None,
-            weight,
-            backup: false,
-        };
-        Arc::new(Member::new(Arc::new(peer), index, listing, &settings))
-    }
-
-    /// `counts[i]` requests in flight on member `i`, until the guards drop.
-    fn in_flight(group: &[Arc<Member>], counts: &[usize]) -> Vec<InFlight> {
-        group
-            .iter()
-            .zip(counts)
-            .flat_map(|(member, &n)| (0..n).map(|_| member.peer.start_request()))
-            .collect()
-    }
-
-    const ANY_UP: Eligible = Eligible {
-        tried: TriedPeers::NONE,
-        require_up: true,
-    };
-
-    /// The member index of each of `n` picks.
-    fn picks(
-        selector: &dyn PeerSelector,
-        group: &[Arc<Member>],
-        eligible: Eligible,
-        n: usize,
-    ) -> Vec<usize> {
-        (0..n)
-            .map(|_| selector.select(b"", group, eligible).expect("a pick").index)
-            .collect()
-    }
-
-    /// How many of `picks` are `index`.
-    fn times(picks: &[usize], index: usize) -> usize {
-        picks.iter().filter(|&&p| p == index).count()
-    }
 
     #[test]
     fn least_conn_takes_the_fewest_in_flight_and_equal_peers_take_turns() {
@@ -356,47 +268,5 @@ mod tests {
         let seen = picks(&selector, &group, ANY_UP, 3000);
         let shares = [0, 1, 2].map(|i| times(&seen, i));
         assert!(shares.iter().all(|s| s.abs_diff(1000) <= 10), "{shares:?}");
-    }
-
-    #[test]
-    fn no_picker_chooses_a_tried_drained_or_down_peer() {
-        for weights in [[1, 1, 1, 1], [1, 2, 1, 3]] {
-            let group = group(&format!("unit-eligible-{}", weights[1]), &weights);
-            let selectors: [Box<dyn PeerSelector>; 2] = [
-                Box::new(LeastConn::default()),
-                Box::new(LeastRequest::new(&group)),
-            ];
-            // The least loaded peers are the ones refused.
-            let _busy = in_flight(&group, &[0, 0, 5, 5]);
-            group[1].peer.set_admin_state(AdminState::Draining);
-            let mut tried = TriedPeers::NONE;
-            tried.add(0);
-            let eligible = Eligible {
-                tried,
-                require_up: true,
-            };
-            for selector in &selectors {
-                let seen = picks(selector.as_ref(), &group, eligible, 100);
-                assert!(seen.iter().all(|&i| i >= 2), "{seen:?}");
-                tried.add(2);
-                tried.add(3);
-                let none_left = Eligible { tried, ..eligible };
-                assert!(selector.select(b"", &group, none_left).is_none());
-            }
-        }
-        // A DOWN peer only when UP is not required (fail_open).
-        let group = [member(
-            "unit-eligible-down",
-            0,
-            1,
-            PeerHealth::awaiting_probe(),
-        )];
-        let selector = LeastConn::default();
-        assert!(selector.select(b"", &group, ANY_UP).is_none());
-        let fail_open = Eligible {
-            require_up: false,
-            ..ANY_UP
-        };
-        assert!(selector.select(b"", &group, fail_open).is_some());
     }
 }
