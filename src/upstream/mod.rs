@@ -127,7 +127,7 @@ impl Upstream {
         Ok(Upstream {
             name: name.to_string(),
             index,
-            hash_key: config.hash_key,
+            hash_key: config.hash_key.clone(),
             primary,
             backup,
             metrics: carryover.upstream_metrics(name),
