@@ -481,8 +481,10 @@ impl ProxyHttp for Balancer {
             _ => {
                 let mut buffer = [0u8; 16];
                 let client = ctx.origin.map(|o| o.client);
-                let request = session.req_header();
-                let key = hash_key::of(&upstream.hash_key, request, client, &mut buffer);
+                let key = match &upstream.hash_key {
+                    Some(key) => hash_key::of(key, session.req_header(), client, &mut buffer),
+                    None => b"",
+                };
                 let Some(peer) = upstream.select(key, ctx.tried) else {
                     let (code, why) = match (ctx.attempts, ctx.timed_out) {
                         (0, _) => (503, "no peer is up"),
