@@ -177,14 +177,14 @@ def plot(results):
     slow, healthy = results["slow"], results["healthy"]
     rows = [f"{name} {slow[name]['rps']:.0f} {healthy[name]['rps']:.0f} {slow[name]['p99']*1e3:.2f} "
             f"{healthy[name]['p99']*1e3:.2f}" for name in slow if name in healthy]
-    script = f"""set terminal pngcairo noenhanced size 1200,560
+    script = f"""set terminal pngcairo noenhanced size 1200,600
 set output '{ROOT / "bench/results-slow.png"}'
 set multiplot layout 1,2 title 'One slow backend: two at 5 ms, one at 100 ms (and all three at 5 ms); wrk, 32 connections'
 set style data histogram
 set style histogram cluster gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
-set xtics rotate by 40 right
+set xtics rotate by 90 right nomirror
 set yrange [0:*]
 set grid ytics
 set key above
