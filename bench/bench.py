@@ -403,6 +403,23 @@ def throughput_lines(args, summary, low, rss):
 
 
 def instructions_lines(instructions):
+    return instructions_table(instructions) + algorithm_cost(instructions)
+
+
+def algorithm_cost(instructions):
+    """Issue #14's goal: each load-aware algorithm costs at most 3 % more
+    instructions per request than round_robin (`switchyard`)."""
+    counted = [a for a in COUNTED_ALGORITHMS if f"switchyard-{a}" in instructions]
+    if "switchyard" not in instructions or not counted:
+        return []
+    extra = {a: instructions[f"switchyard-{a}"] / instructions["switchyard"] - 1 for a in counted}
+    costs = ", ".join(f"`{a}` {cost * 100:+.1f} %" for a, cost in extra.items())
+    verdict = "met" if all(cost <= 0.03 for cost in extra.values()) else "not met"
+    return ["", f"Goal: each load-aware algorithm at most 3 % more instructions per request than round_robin: "
+                f"{costs}; {verdict}."]
+
+
+def instructions_table(instructions):
     return section(
         "User-space instructions per request (callgrind)",
         "Each balancer alone under valgrind's callgrind, wrk with 8 connections; instructions executed in the "
