@@ -4,7 +4,9 @@
 //!
 //! A plain average hides a peer that has just turned slow behind its past;
 //! peak-EWMA takes a slower sample at once and lets faster ones pull the
-//! value down gradually, weighted by the time since the sample before. The
+//! value down gradually, weighted by the time since the sample before (and
+//! at least a tenth each, so that on a busy peer a spike of noise fades
+//! within tens of answers rather than seconds). The
 //! value also decays towards zero with the time since the last sample, when
 //! it is read: a peer that was slow once and since got no requests (because
 //! it was slow) looks cheaper and cheaper, until selection tries it again and
@@ -85,7 +87,7 @@ impl PeakEwma {
             Some((previous, at)) if sample < previous => {
                 // Faster than the estimate: blend, by the time since the
                 // sample before.
-                let kept = decay_factor(now.since(at), decay);
+                let kept = decay_factor(now.since(at), decay).min(1.0 - SAMPLE_WEIGHT);
                 previous * kept + sample * (1.0 - kept)
             }
             // The first sample, or a slower one: it counts at once (peak).
@@ -137,6 +139,11 @@ impl PeakEwma {
     }
 }
 
+/// The least weight a faster sample has in the estimate, however soon it
+/// follows the one before: a busy peer answers thousands of times a second,
+/// and by time alone a spike of noise would outweigh them all for seconds.
+const SAMPLE_WEIGHT: f64 = 0.1;
+
 /// How much of an estimate `elapsed` old still counts: e^(-elapsed/decay).
 #[inline]
 fn decay_factor(elapsed: Duration, decay: Duration) -> f64 {
@@ -171,10 +178,11 @@ mod tests {
         // The peak: at once.
         ewma.record(ms(100), at(start, ms(1)), DECAY);
         assert!((millis(&ewma, at(start, ms(1))) - 100.0).abs() < 1e-9);
-        // A fast sample a millisecond later barely moves it...
+        // A fast sample a millisecond later moves it by a tenth (the least
+        // weight of a sample)...
         ewma.record(ms(5), at(start, ms(2)), DECAY);
         let after_one = millis(&ewma, at(start, ms(2)));
-        assert!((99.9..100.0).contains(&after_one), "{after_one}");
+        assert!((after_one - 90.5).abs() < 1e-6, "{after_one}");
         // ...one ten seconds later takes most of the way (1 - 1/e).
         let later = at(start, Duration::from_millis(10_002));
         ewma.record(ms(5), later, DECAY);
