@@ -282,6 +282,7 @@ mod tests {
     const ANY_UP: Eligible = Eligible {
         tried: TriedPeers::NONE,
         require_up: true,
+        max_in_flight: usize::MAX,
     };
 
     /// The member index of each of `n` picks.
@@ -371,10 +372,7 @@ mod tests {
             group[1].peer.set_admin_state(AdminState::Draining);
             let mut tried = TriedPeers::NONE;
             tried.add(0);
-            let eligible = Eligible {
-                tried,
-                require_up: true,
-            };
+            let eligible = Eligible { tried, ..ANY_UP };
             for selector in &selectors {
                 let seen = picks(selector.as_ref(), &group, eligible, 100);
                 assert!(seen.iter().all(|&i| i >= 2), "{seen:?}");

@@ -27,16 +27,34 @@ pub struct Eligible {
     pub tried: TriedPeers,
     /// Only UP peers (`false` only for `fail_open`, with no peer UP).
     pub require_up: bool,
+    /// Only peers with fewer requests in flight (`max_requests`);
+    /// `usize::MAX`: any.
+    pub max_in_flight: usize,
 }
 
 impl Eligible {
     /// Whether the request may go to `member`: not tried yet, in rotation
-    /// (not drained or disabled by an operator) and, if required, UP.
+    /// (not drained or disabled by an operator), if required UP, and below
+    /// the limit of requests in flight, if any. (The count may move between
+    /// this look and the request's start: [`Peer::start_request_within`]
+    /// settles it.)
+    ///
+    /// [`Peer::start_request_within`]: crate::peer::Peer::start_request_within
     #[inline]
     pub fn accepts(self, member: &Member) -> bool {
         !self.tried.contains(member.index)
             && member.peer.in_rotation()
             && (!self.require_up || member.peer.health.is_up())
+            && (self.max_in_flight == usize::MAX || member.peer.in_flight() < self.max_in_flight)
+    }
+
+    /// The same, whatever the peers have in flight.
+    #[inline]
+    pub fn at_any_load(self) -> Eligible {
+        Eligible {
+            max_in_flight: usize::MAX,
+            ..self
+        }
     }
 }
 
@@ -74,6 +92,11 @@ impl PeerGroup {
             Algorithm::LeastRequest => Box::new(least::LeastRequest::new(&members)),
         };
         Some(PeerGroup { members, selector })
+    }
+
+    /// Whether `eligible` accepts a member of this group.
+    pub fn accepts_any(&self, eligible: Eligible) -> bool {
+        self.members.iter().any(|m| eligible.accepts(m))
     }
 
     /// The member for a request with hash key `key` that `eligible`
