@@ -6,12 +6,23 @@
 
 mod common;
 
-use common::{Backend, Balancer, Load, LoadReport, Scrape, Site};
+use common::{Backend, Balancer, Load, LoadReport, Scrape};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// Clients for two peers of `max_requests: 2`: three times their slots.
+const CLIENTS: usize = 12;
+
+/// Demo backends named `names`, each answering `/api/data` in `delay_ms`.
+fn backends(names: &[&str], delay_ms: u64) -> Vec<Backend> {
+    names
+        .iter()
+        .map(|name| Backend::start(name, delay_ms))
+        .collect()
+}
 
 /// The `backend` upstream over `backends`, probed on `/metrics` (which
 /// answers 200 whatever status `/api/data` gives) once a minute, with
@@ -107,11 +118,7 @@ fn queue_total(balancer: &Balancer, result: &str) -> f64 {
 
 #[test]
 fn max_requests_caps_every_peer_and_the_queue_serves_the_excess() {
-    const CLIENTS: usize = 12;
-    let backends: Vec<Backend> = ["b1", "b2"]
-        .iter()
-        .map(|name| Backend::start(name, 100))
-        .collect();
+    let backends = backends(&["b1", "b2"], 100);
     let settings = "max_requests: 2\nqueue: { size: 100, timeout: 5s }";
     let balancer = Balancer::start(&upstream_over(&backends, settings));
     let (report, peaks) = load_and_sample(&balancer, &backends, CLIENTS, Duration::from_secs(2));
@@ -140,11 +147,7 @@ fn max_requests_caps_every_peer_and_the_queue_serves_the_excess() {
 
 #[test]
 fn without_a_queue_the_excess_gets_503_at_once() {
-    const CLIENTS: usize = 12;
-    let backends: Vec<Backend> = ["b1", "b2"]
-        .iter()
-        .map(|name| Backend::start(name, 100))
-        .collect();
+    let backends = backends(&["b1", "b2"], 100);
     let balancer = Balancer::start(&upstream_over(&backends, "max_requests: 2"));
     let (report, peaks) = load_and_sample(&balancer, &backends, CLIENTS, Duration::from_secs(1));
     let served = report.requests - report.errors;
@@ -183,23 +186,15 @@ fn a_full_queue_refuses_at_once_and_a_wait_ends_at_the_queue_timeout() {
     };
     // The peer's one slot, taken for 2.5 s.
     let holder = timed_get(url.clone());
-    let site: &Site = &balancer;
-    let in_flight = |scrape: &Scrape| {
-        scrape.sum(
-            "switchyard_peer_requests_in_flight",
-            &[("upstream", "backend")],
-        ) == Some(1.0)
+    // Wait until `metric` of the upstream is 1.
+    let reaches_one = |metric: &str| {
+        let one = |scrape: &Scrape| scrape.sum(metric, &[("upstream", "backend")]) == Some(1.0);
+        assert!(one(&balancer.scrape_when(one)), "{metric} is not 1");
     };
-    assert!(in_flight(&site.scrape_when(in_flight)));
+    reaches_one("switchyard_peer_requests_in_flight");
     // The queue's one place.
     let waiter = timed_get(url.clone());
-    let queued = |scrape: &Scrape| {
-        scrape.sum(
-            "switchyard_upstream_queued_requests",
-            &[("upstream", "backend")],
-        ) == Some(1.0)
-    };
-    assert!(queued(&site.scrape_when(queued)));
+    reaches_one("switchyard_upstream_queued_requests");
     let ((status, body), refused_after) = timed_get(url).join().expect("third client");
     let ((wait_status, wait_body), waited) = waiter.join().expect("waiting client");
     let ((held_status, _), held) = holder.join().expect("first client");
@@ -233,10 +228,7 @@ fn data_requests(backends: &[Backend]) -> f64 {
 #[test]
 fn a_retry_budget_keeps_retries_to_its_share_of_a_failing_pool() {
     const CLIENTS: usize = 20;
-    let backends: Vec<Backend> = ["b1", "b2", "b3"]
-        .iter()
-        .map(|name| Backend::start(name, 10))
-        .collect();
+    let backends = backends(&["b1", "b2", "b3"], 10);
     for backend in &backends {
         assert_eq!(backend.switch(), 500);
     }

@@ -360,6 +360,29 @@ mod tests {
     }
 
     #[test]
+    fn no_picker_chooses_a_peer_at_max_in_flight() {
+        let group = group("unit-full", &[1, 1, 1]);
+        let selectors: [Box<dyn PeerSelector>; 2] = [
+            Box::new(LeastConn::default()),
+            Box::new(LeastRequest::new(&group)),
+        ];
+        let below_two = Eligible {
+            max_in_flight: 2,
+            ..ANY_UP
+        };
+        let _busy = in_flight(&group, &[2, 0, 3]);
+        for selector in &selectors {
+            let seen = picks(selector.as_ref(), &group, below_two, 50);
+            assert!(seen.iter().all(|&i| i == 1), "{seen:?}");
+        }
+        let _full = in_flight(&group[1..2], &[2]);
+        for selector in &selectors {
+            assert!(selector.select(b"", &group, below_two).is_none());
+            assert!(selector.select(b"", &group, below_two.at_any_load()).is_some());
+        }
+    }
+
+    #[test]
     fn no_picker_chooses_a_tried_drained_or_down_peer() {
         for weights in [[1, 1, 1, 1], [1, 2, 1, 3]] {
             let group = group(&format!("unit-eligible-{}", weights[1]), &weights);
