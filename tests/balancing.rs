@@ -221,8 +221,10 @@ fn shares_since(backends: &[Backend], before: &[f64]) -> Vec<f64> {
     served.iter().map(|n| 100.0 * n / total).collect()
 }
 
-#[test]
-fn least_conn_keeps_most_requests_off_a_slow_peer() {
+/// Under `algorithm`, with peers at 5, 5 and 100 ms and 16 clients for 3
+/// s: the slow peer's share of the requests, in percent; every request
+/// succeeds, and the in-flight gauges count the requests at the peers.
+fn slow_peer_share(algorithm: &str) -> f64 {
     const CLIENTS: usize = 16;
     let backends = [
         Backend::start("fast1", 5),
@@ -231,7 +233,7 @@ fn least_conn_keeps_most_requests_off_a_slow_peer() {
     ];
     let balancer = Balancer::start(&upstream_section(
         "backend",
-        "least_conn",
+        algorithm,
         &plain_peers(&backends),
         1000,
     ));
@@ -248,12 +250,11 @@ fn least_conn_keeps_most_requests_off_a_slow_peer() {
     let report = load.finish();
     let shares = shares_since(&backends, &before);
     println!(
-        "least_conn, {CLIENTS} clients, peers at 5, 5 and 100 ms: {} requests, {} errors, \
+        "{algorithm}, {CLIENTS} clients, peers at 5, 5 and 100 ms: {} requests, {} errors, \
          shares {:.1} % / {:.1} % / {:.1} % (slow last), {in_flight:?} in flight mid-run",
         report.requests, report.errors, shares[0], shares[1], shares[2]
     );
     assert_eq!(report.errors, 0, "{:?}", report.samples);
-    assert!(shares[2] < 10.0, "the slow peer got {:.1} %", shares[2]);
     let in_flight = in_flight.expect("switchyard_peer_requests_in_flight is exported");
     assert!((1.0..=CLIENTS as f64).contains(&in_flight), "{in_flight}");
     // Every request has ended: every gauge is back to 0.
@@ -264,24 +265,50 @@ fn least_conn_keeps_most_requests_off_a_slow_peer() {
         ) == Some(0.0)
     };
     assert!(idle(&balancer.scrape_when(idle)), "in flight after the run");
+    // /check shows how fast each peer answers (its latency estimate).
+    let check = balancer.check_json();
+    let latency = |peer: &Backend| {
+        let peers = check["upstreams"][0]["peers"].as_array().expect("peers");
+        let shown = peers.iter().find(|p| p["address"] == peer.addr.to_string());
+        shown
+            .and_then(|p| p["latency_ewma_ms"].as_f64())
+            .expect("latency_ewma_ms")
+    };
+    let (fast, slow) = (latency(&backends[0]), latency(&backends[2]));
+    assert!(slow >= 90.0 && fast < slow, "{fast} ms and {slow} ms");
+    shares[2]
 }
 
 #[test]
-fn least_request_gives_equal_speed_peers_their_weights_shares() {
+fn least_conn_keeps_most_requests_off_a_slow_peer() {
+    let slow = slow_peer_share("least_conn");
+    assert!(slow < 10.0, "the slow peer got {slow:.1} %");
+}
+
+#[test]
+fn ewma_keeps_nearly_every_request_off_a_slow_peer() {
+    let slow = slow_peer_share("ewma");
+    assert!(slow < 2.0, "the slow peer got {slow:.1} %");
+}
+
+/// Under `algorithm`, peers of one speed with weights 1, 2 and 1 get their
+/// shares within 5 % over 3,000 requests in turn, and so do weights 3, 2, 1
+/// set through the admin API, from the next request.
+fn weights_hold_among_peers_of_one_speed(algorithm: &str) {
     let backends = three_backends();
-    let section = upstream_section("backend", "least_request", &weighted_1_2_1(&backends), 500);
+    let section = upstream_section("backend", algorithm, &weighted_1_2_1(&backends), 500);
     let balancer = Balancer::start_site(Site::with_admin(&section, "", None));
     let client = Client::new();
     let shares_of = |weights: [usize; 3], requests: usize| {
         let seen = client.data_backends(&balancer, requests);
         let counts = ["b1", "b2", "b3"].map(|name| count(&seen, name));
-        println!("least_request, weights {weights:?}, {requests} requests in turn: {counts:?}");
+        println!("{algorithm}, weights {weights:?}, {requests} requests in turn: {counts:?}");
         let total: usize = weights.iter().sum();
         for (n, weight) in counts.into_iter().zip(weights) {
             let expected = requests * weight / total;
             assert!(
                 n.abs_diff(expected) * 20 <= expected,
-                "{n} for weight {weight}, not {expected} ± 5 %: {counts:?}"
+                "{algorithm}: {n} for weight {weight}, not {expected} ± 5 %: {counts:?}"
             );
         }
     };
@@ -291,6 +318,137 @@ fn least_request_gives_equal_speed_peers_their_weights_shares() {
     let (status, answer) = balancer.admin("PUT", &path, r#"{"weight": 3}"#);
     assert_eq!(status, 200, "{answer}");
     shares_of([3, 2, 1], 1200);
+}
+
+#[test]
+fn least_request_gives_equal_speed_peers_their_weights_shares() {
+    weights_hold_among_peers_of_one_speed("least_request");
+}
+
+#[test]
+fn ewma_gives_equal_speed_peers_their_weights_shares() {
+    weights_hold_among_peers_of_one_speed("ewma");
+}
+
+/// Requests the balancer has counted for `peer` (answered or failed).
+fn requests_of(balancer: &Balancer, peer: std::net::SocketAddr) -> f64 {
+    let scrape = balancer.scrape();
+    let peer = peer.to_string();
+    scrape
+        .sum("switchyard_requests_total", &[("peer", &peer)])
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn ewma_moves_traffic_off_a_peer_that_stalls_and_back_when_it_recovers() {
+    const CLIENTS: usize = 16;
+    let backends = [
+        Backend::start("b1", 5),
+        Backend::start("b2", 5),
+        Backend::start("b3", 5),
+    ];
+    let stalling = backends[2].addr;
+    let mut section = upstream_section("backend", "ewma", &plain_peers(&backends), 1000);
+    // Probes and passive health would take the stalled peer out on their
+    // own; this is about selection. A short decay brings it back soon.
+    section.push_str(
+        "    ewma_decay: 1s
+    passive_health: { max_fails: 0 }
+",
+    );
+    section = section.replace("interval: 1000ms", "interval: 60s");
+    let balancer = Balancer::start(&section);
+    let load = Load::start(&balancer.url("/api/data"), CLIENTS);
+    std::thread::sleep(Duration::from_millis(500));
+    let in_flight_on_it = || {
+        let peer = stalling.to_string();
+        let scrape = balancer.scrape();
+        scrape
+            .sum("switchyard_peer_requests_in_flight", &[("peer", &peer)])
+            .unwrap_or(0.0)
+    };
+    backends[2].process.signal("STOP");
+    // Nothing comes back from it: its in-flight count is what was sent.
+    std::thread::sleep(Duration::from_secs(1));
+    let sent_in_first_second = in_flight_on_it();
+    std::thread::sleep(Duration::from_secs(1));
+    let sent_in_two_seconds = in_flight_on_it();
+    backends[2].process.signal("CONT");
+    // Back: within a few decays, a third of the traffic again.
+    let back_after = wait_until(Duration::from_secs(10), || {
+        let before = requests_of(&balancer, stalling);
+        let total_before: f64 = backends
+            .iter()
+            .map(|b| requests_of(&balancer, b.addr))
+            .sum();
+        std::thread::sleep(Duration::from_millis(500));
+        let its = requests_of(&balancer, stalling) - before;
+        let total: f64 = backends
+            .iter()
+            .map(|b| requests_of(&balancer, b.addr))
+            .sum();
+        its / (total - total_before) > 0.2
+    });
+    let report = load.finish();
+    println!(
+        "ewma, {CLIENTS} clients, one of three peers stopped for 2 s: {sent_in_first_second} \
+         requests sent to it in the first second, {sent_in_two_seconds} in both, \
+         a fifth of the traffic again {back_after:?} after it resumed; {} requests, {} errors",
+        report.requests, report.errors
+    );
+    assert_eq!(report.errors, 0, "{:?}", report.samples);
+    assert_eq!(
+        sent_in_two_seconds, sent_in_first_second,
+        "sent to it in the second second"
+    );
+    assert!(
+        sent_in_first_second <= CLIENTS as f64 / 2.0,
+        "{sent_in_first_second}"
+    );
+    assert!(back_after.is_some(), "its traffic did not come back");
+}
+
+#[test]
+fn slow_start_ramps_a_peer_enabled_again() {
+    const WINDOW_MS: u64 = 4000;
+    let backends = three_backends();
+    let returning = backends[2].addr;
+    let mut section = upstream_section("backend", "round_robin", &plain_peers(&backends), 500);
+    section.push_str(&format!(
+        "    slow_start: {WINDOW_MS}ms
+"
+    ));
+    let balancer = Balancer::start_site(Site::with_admin(&section, "", None));
+    let client = Client::new();
+    // A peer present at startup does not ramp: a third at once.
+    let seen = client.data_backends(&balancer, 300);
+    assert_eq!(count(&seen, "b3"), 100, "{seen:?}");
+    balancer.peer_action(returning, "disable");
+    balancer.peer_action(returning, "enable");
+    let enabled = std::time::Instant::now();
+    // Its first tenth of the window: from 10 % to 19 % of its full share.
+    let mut first_tenth = Vec::new();
+    while enabled.elapsed() < Duration::from_millis(WINDOW_MS / 10) {
+        first_tenth.extend(client.data_backends(&balancer, 10));
+    }
+    let early = count(&first_tenth, "b3") as f64 / first_tenth.len() as f64;
+    // After the window: its full share.
+    std::thread::sleep(Duration::from_millis(WINDOW_MS).saturating_sub(enabled.elapsed()));
+    let after = client.data_backends(&balancer, 300);
+    println!(
+        "slow start, {WINDOW_MS} ms: {:.1} % of {} requests in the first tenth of the window, \
+         {} of 300 after it",
+        early * 100.0,
+        first_tenth.len(),
+        count(&after, "b3")
+    );
+    assert!(first_tenth.len() >= 30, "{} requests", first_tenth.len());
+    assert!(
+        early < 1.0 / 9.0,
+        "{:.1} %: not under a third of its share",
+        early * 100.0
+    );
+    assert_eq!(count(&after, "b3"), 100, "{after:?}");
 }
 
 #[test]
@@ -306,6 +464,7 @@ fn a_retry_never_goes_back_to_a_peer_it_tried() {
         "consistent_hash",
         "least_conn",
         "least_request",
+        "ewma",
     ]
     .into_iter()
     .map(|algorithm| {

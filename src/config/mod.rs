@@ -428,6 +428,7 @@ upstreams:
             ("consistent_hash", Algorithm::ConsistentHash),
             ("least_conn", Algorithm::LeastConn),
             ("least_request", Algorithm::LeastRequest),
+            ("ewma", Algorithm::Ewma),
         ];
         for (name, algorithm) in algorithms {
             let text = SAMPLE.replace("algorithm: round_robin", &format!("algorithm: {name}"));

@@ -26,6 +26,16 @@ pub struct UpstreamConfig {
     /// What `consistent_hash` hashes; ignored by the other algorithms.
     #[serde(default)]
     pub hash_key: HashKey,
+    /// How fast a peer's latency estimate (peak-EWMA, which `ewma` selects
+    /// by and the status page shows) forgets: an estimate this old keeps
+    /// 1/e of its weight, and one with no sample since decays towards zero,
+    /// so that a peer that was slow once is tried again.
+    #[serde(default = "default_ewma_decay")]
+    pub ewma_decay: Interval,
+    /// A peer that comes back (UP again, added, enabled again) ramps from
+    /// 10 % to 100 % of its weight over this time; absent: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_start: Option<Interval>,
     /// The shorthand of configurations without `routes:`: requests whose
     /// path starts with this prefix go to this upstream; the longest
     /// matching prefix wins, like nginx's prefix `location`s.
@@ -116,6 +126,10 @@ impl UpstreamConfig {
         }
         Ok(())
     }
+}
+
+fn default_ewma_decay() -> Interval {
+    Interval(Duration::from_secs(10))
 }
 
 fn default_keepalive_timeout() -> Interval {
@@ -209,6 +223,12 @@ pub enum Algorithm {
     /// peer's weight / (in-flight + 1), so idle peers get their weights'
     /// shares and a busy one less.
     LeastRequest,
+    /// Latency-aware power of two choices (Finagle's and Linkerd's
+    /// peak-EWMA): of two peers drawn at random, the one with the lower
+    /// latency estimate × (in-flight + 1) wins. With different weights, a
+    /// weighted draw over each peer's weight / (in-flight + 1), divided by
+    /// how many times slower than the fastest peer it is.
+    Ewma,
 }
 
 /// The request property that `consistent_hash` hashes.

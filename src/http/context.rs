@@ -3,6 +3,7 @@
 use super::failure::is_timeout;
 use crate::live::Snapshot;
 use crate::metrics::UpstreamErrorKind;
+use crate::peer::latency::Tick;
 use crate::peer::{InFlight, Member};
 use crate::request::forwarding::Origin;
 use crate::routing::Route;
@@ -172,6 +173,13 @@ impl RequestContext {
     /// Count a failure of `kind` against the current peer.
     pub(super) fn count_against_peer(&self, kind: UpstreamErrorKind) {
         if let (Some(upstream), Some(member)) = (&self.upstream, &self.peer) {
+            if kind == UpstreamErrorKind::ReadTimeout {
+                // No answer in all that time: as slow as that, at least.
+                if let Some(chosen) = self.peer_chosen_at {
+                    let now = Instant::now();
+                    member.record_latency(now.saturating_duration_since(chosen), Tick::at(now));
+                }
+            }
             member.peer.metrics.count_error(kind);
             member
                 .peer

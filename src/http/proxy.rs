@@ -33,6 +33,7 @@ use crate::config::HashKey;
 use crate::listen::stream::{ClientStream, Framing};
 use crate::live::Live;
 use crate::metrics::UpstreamErrorKind;
+use crate::peer::latency::Tick;
 use crate::peer::{InFlight, Member};
 use crate::request::admission::content_length;
 use crate::request::request_id::{self, X_REQUEST_ID};
@@ -267,15 +268,16 @@ fn loggable(target: &[u8]) -> String {
 }
 
 /// A peer for a request with hash key `key` that has tried `tried`,
-/// counted in flight there (`max_requests` permitting).
+/// counted in flight there from `now` (`max_requests` permitting).
 fn look_for_peer<'a>(
     upstream: &'a Upstream,
     key: &[u8],
     tried: TriedPeers,
+    now: Tick,
 ) -> Acquire<(&'a Arc<Member>, InFlight)> {
     let limit = upstream.policy.limits.max_requests;
     match upstream.select(key, tried) {
-        Some(member) => match member.peer.start_request_within(limit) {
+        Some(member) => match member.peer.start_request_within(limit, now) {
             Some(in_flight) => Acquire::Got((member, in_flight)),
             None => {
                 // Another request took the last slot; this one's count is
@@ -303,7 +305,7 @@ async fn wait_for_peer<'a>(
     tried: TriedPeers,
     budget_left: Duration,
 ) -> Result<Option<(&'a Arc<Member>, InFlight)>> {
-    match look_for_peer(upstream, key, tried) {
+    match look_for_peer(upstream, key, tried, Tick::now()) {
         Acquire::Got(picked) => return Ok(Some(picked)),
         Acquire::NoPeer => return Ok(None),
         Acquire::Full => {}
@@ -316,7 +318,7 @@ async fn wait_for_peer<'a>(
         }
         return Error::e_explain(ErrorType::HTTPStatus(503), "every peer is at max_requests");
     };
-    let look = || look_for_peer(upstream, key, tried);
+    let look = || look_for_peer(upstream, key, tried, Tick::now());
     match upstream.overload.wait_for(queue, budget_left, look).await {
         Waited::Got(picked) => Ok(Some(picked)),
         Waited::NoPeer => Ok(None),
@@ -576,6 +578,7 @@ impl ProxyHttp for Balancer {
             return Error::e_explain(ErrorType::HTTPStatus(504), "the request ran out of time");
         }
         let fresh = std::mem::take(&mut ctx.fresh_connection);
+        let mut now = Instant::now();
         let peer = match (&ctx.peer, fresh) {
             // The same peer again, in the same slot of its requests in flight.
             (Some(peer), true) => Arc::clone(peer),
@@ -587,10 +590,14 @@ impl ProxyHttp for Balancer {
                 let mut buffer = [0u8; 16];
                 let client = ctx.origin.map(|o| o.client);
                 let key = hash_key(upstream.hash_key, session, client, &mut buffer);
-                let picked = match look_for_peer(upstream, key, ctx.tried) {
+                let picked = match look_for_peer(upstream, key, ctx.tried, Tick::at(now)) {
                     Acquire::Got(picked) => Some(picked),
                     Acquire::NoPeer => None,
-                    Acquire::Full => wait_for_peer(upstream, key, ctx.tried, remaining).await?,
+                    Acquire::Full => {
+                        let waited = wait_for_peer(upstream, key, ctx.tried, remaining).await?;
+                        now = Instant::now();
+                        waited
+                    }
                 };
                 let Some((peer, in_flight)) = picked else {
                     let (code, why) = match (ctx.attempts, ctx.timed_out) {
@@ -629,7 +636,7 @@ impl ProxyHttp for Balancer {
         }
         ctx.response_started = false;
         ctx.peer = Some(peer);
-        ctx.peer_chosen_at = Some(Instant::now());
+        ctx.peer_chosen_at = Some(now);
         Ok(http_peer)
     }
 
@@ -702,8 +709,10 @@ impl ProxyHttp for Balancer {
         }
         let peer = &member.peer;
         if let Some(chosen) = ctx.peer_chosen_at.take() {
-            let waited = chosen.elapsed();
+            let now = Instant::now();
+            let waited = now.saturating_duration_since(chosen);
             peer.metrics.observe_upstream_response(waited.as_secs_f64());
+            member.record_latency(waited, Tick::at(now));
             ctx.upstream_header = Some(waited);
         }
         if upstream.policy.fails_on_status(status.as_u16()) {

@@ -10,16 +10,21 @@
 
 pub mod admin;
 pub mod health;
+pub mod latency;
 pub mod probe;
+pub mod ramp;
 
 use crate::config::UpstreamConfig;
 use crate::metrics::PeerMetrics;
 use admin::{AdminCell, AdminState, WeightOverride};
 use health::{PeerHealth, ProbeResult, Thresholds, Transition};
+use latency::{PeakEwma, Tick};
 use pingora_core::upstreams::peer::HttpPeer;
+use ramp::Ramp;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// One backend server of an upstream, with what carries over every change
 /// of the configuration.
@@ -39,6 +44,10 @@ pub struct Peer {
     /// Requests this peer has answered, over every route (the metric
     /// series count them by route).
     served: AtomicU64,
+    /// How long it takes to answer (`ewma` selection, the status page).
+    pub latency: PeakEwma,
+    /// Since when it is back in service, for slow start.
+    pub ramp: Ramp,
 }
 
 impl Peer {
@@ -66,6 +75,8 @@ impl Peer {
             admin: AdminCell::new(admin),
             weight_override: Mutex::new(weight_override),
             served: AtomicU64::new(0),
+            latency: PeakEwma::default(),
+            ramp: Ramp::default(),
         }
     }
 
@@ -84,6 +95,10 @@ impl Peer {
     /// Set what an operator says about this peer; it applies to the next
     /// request.
     pub fn set_admin_state(&self, state: AdminState) {
+        if state == AdminState::Active && !self.in_rotation() {
+            // Enabled again: back into service, slowly.
+            self.ramp.start();
+        }
         self.admin.set(state);
         self.metrics.set_admin_state(state.as_str());
     }
@@ -112,8 +127,10 @@ impl Peer {
         self.metrics.requests_in_flight()
     }
 
-    /// Count a request as in flight on this peer until the guard drops.
-    pub fn start_request(self: &Arc<Self>) -> InFlight {
+    /// Count a request sent at `now` as in flight on this peer until the
+    /// guard drops.
+    pub fn start_request(self: &Arc<Self>, now: Tick) -> InFlight {
+        self.latency.sent(now);
         self.metrics.request_started();
         InFlight(Arc::clone(self))
     }
@@ -125,9 +142,18 @@ impl Peer {
     /// the last slot, none gets past the limit (each may see the others
     /// and give up, in which case the caller looks again).
     #[inline]
-    pub fn start_request_within(self: &Arc<Self>, limit: usize) -> Option<InFlight> {
-        let started = self.start_request();
-        (limit == usize::MAX || self.in_flight() <= limit).then_some(started)
+    pub fn start_request_within(self: &Arc<Self>, limit: usize, now: Tick) -> Option<InFlight> {
+        if limit == usize::MAX {
+            return Some(self.start_request(now));
+        }
+        self.metrics.request_started();
+        if self.in_flight() > limit {
+            // Given back before the latency estimate saw anything.
+            self.metrics.request_finished();
+            return None;
+        }
+        self.latency.sent(now);
+        Some(InFlight(Arc::clone(self)))
     }
 
     /// Requests this peer has answered.
@@ -158,6 +184,7 @@ impl Peer {
                 );
             }
             Some(Transition::WentUp) => {
+                self.ramp.start();
                 self.changed(
                     true,
                     &format!("{} successful probes in a row", thresholds.rise),
@@ -208,6 +235,7 @@ pub struct InFlight(Arc<Peer>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.0.latency.ended();
         self.0.metrics.request_finished();
     }
 }
@@ -238,6 +266,8 @@ pub struct Member {
     pub configured_weight: u16,
     /// Backup peers take traffic only while no primary peer is up.
     pub backup: bool,
+    /// How fast the peer's latency estimate forgets (`ewma_decay`).
+    pub ewma_decay: Duration,
     /// Cloned for each request; identical clones share Pingora's pool of
     /// idle keep-alive connections to this peer.
     http_peer: HttpPeer,
@@ -262,8 +292,23 @@ impl Member {
             weight,
             configured_weight: listing.weight,
             backup: listing.backup,
+            ewma_decay: settings.ewma_decay.0,
             http_peer,
         }
+    }
+
+    /// The peer took `latency` to answer (to its response header, or to
+    /// the timeout that ended the wait), as of `now`.
+    #[inline]
+    pub fn record_latency(&self, latency: Duration, now: Tick) {
+        self.peer.latency.record(latency, now, self.ewma_decay);
+    }
+
+    /// The peer's latency estimate at `now`, in nanoseconds; `None` before
+    /// its first answer.
+    #[inline]
+    pub fn latency_nanos(&self, now: Tick) -> Option<f64> {
+        self.peer.latency.nanos_at(now, self.ewma_decay)
     }
 
     /// Where Pingora should send a request for this peer.

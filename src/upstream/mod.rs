@@ -11,7 +11,7 @@ pub mod discovery;
 pub mod overload;
 pub mod selection;
 
-use crate::config::{HashKey, PeerTarget, StatusCode, UpstreamConfig};
+use crate::config::{Algorithm, HashKey, PeerTarget, StatusCode, UpstreamConfig};
 use crate::metrics::{RouteUpstreamMetrics, StatusCounters, UpstreamMetrics};
 use crate::peer::probe::Prober;
 use crate::peer::{Listing, Member, Peer, PeerTable};
@@ -112,6 +112,12 @@ impl Upstream {
         for duplicate in duplicates {
             carryover.warn(duplicate);
         }
+        if config.slow_start.is_some() && config.algorithm == Algorithm::ConsistentHash {
+            carryover.warn(format!(
+                "upstream {name}: slow_start does not apply to consistent_hash \
+                 (a key keeps its peer)"
+            ));
+        }
         let members: Vec<Arc<Member>> = listed
             .into_iter()
             .enumerate()
@@ -123,7 +129,7 @@ impl Upstream {
         let peers = PeerTable::new(members);
         let group = |backup: bool| {
             let members = peers.iter().filter(|m| m.backup == backup).cloned();
-            PeerGroup::new(config.algorithm, members.collect())
+            PeerGroup::new(config, members.collect())
         };
         let primary = group(false);
         let backup = group(true);

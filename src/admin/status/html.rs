@@ -51,7 +51,7 @@ fn upstream_table(page: &mut String, upstream: &Upstream) {
          <span class=\"muted\">({up} of {total} peers up)</span></h2>\n\
          <table><thead><tr><th>Peer</th><th>Role</th><th>State</th><th>Admin</th><th>Weight</th>\
          <th>Successes</th><th>Failures</th><th>Last probe</th><th>Latency</th>\
-         <th>Last error</th><th>Down because</th><th>In flight</th><th>Requests</th>\
+         <th>Last error</th><th>Down because</th><th>In flight</th><th>Answers in</th><th>Requests</th>\
          </tr></thead><tbody>\n",
         name = escape(&upstream.name),
         total = peers.len(),
@@ -86,9 +86,10 @@ fn peer_row(page: &mut String, peer: &PeerView<'_>) {
     let state_label = if peer.state == "up" { "UP" } else { "DOWN" };
     let role = if peer.backup { "backup" } else { "primary" };
     let last_probe = peer.last_probe.as_deref().unwrap_or("not yet");
-    let latency = peer
-        .last_probe_latency_ms
-        .map_or_else(|| "-".to_string(), |ms| format!("{ms:.1} ms"));
+    let milliseconds =
+        |ms: Option<f64>| ms.map_or_else(|| "-".to_string(), |ms| format!("{ms:.1} ms"));
+    let latency = milliseconds(peer.last_probe_latency_ms);
+    let answers_in = milliseconds(peer.latency_ewma_ms);
     let error = peer.last_error.as_deref().unwrap_or("");
     let _ = writeln!(
         page,
@@ -98,7 +99,8 @@ fn peer_row(page: &mut String, peer: &PeerView<'_>) {
          <td class=\"admin\">{admin}</td><td class=\"num\">{weight}</td><td class=\"num\">{successes}</td>\
          <td class=\"num\">{failures}</td><td>{last_probe}</td><td class=\"num\">{latency}</td>\
          <td class=\"error\">{error}</td><td class=\"error\">{down}</td>\
-         <td class=\"num\">{in_flight}</td><td class=\"num\">{requests}</td></tr>",
+         <td class=\"num\">{in_flight}</td><td class=\"num\">{answers_in}</td>\
+         <td class=\"num\">{requests}</td></tr>",
         state = peer.state,
         address = escape(peer.address),
         name = peer

@@ -20,6 +20,7 @@ pub mod json;
 mod prometheus;
 mod text;
 
+use crate::peer::latency::Tick;
 use crate::peer::Member;
 use crate::upstream::Upstream;
 use serde::Serialize;
@@ -112,6 +113,10 @@ pub struct PeerView<'a> {
     admin_state: &'static str,
     /// Requests being served by the peer now.
     in_flight: usize,
+    /// How long the peer takes to answer (its response header): the
+    /// peak-EWMA estimate `ewma` selects by, decayed to now; `None` before
+    /// its first answer.
+    latency_ewma_ms: Option<f64>,
     /// False until the first probe has run.
     probed: bool,
     consecutive_successes: u32,
@@ -140,6 +145,9 @@ impl<'a> PeerView<'a> {
             state: if record.up { "up" } else { "down" },
             admin_state: peer.admin_state().as_str(),
             in_flight: peer.in_flight(),
+            latency_ewma_ms: member
+                .latency_nanos(Tick::now())
+                .map(|nanos| (nanos / 1e3).round() / 1e3),
             probed: record.probed,
             consecutive_successes: record.consecutive_successes,
             consecutive_failures: record.consecutive_failures,

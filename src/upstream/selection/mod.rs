@@ -6,18 +6,26 @@
 //! the request has tried); a [`PeerSelector`] only picks among those, in the
 //! way its algorithm says. The algorithms that do not look at load
 //! (round robin, random, consistent hash) are Pingora's, behind an adapter
-//! ([`pingora`]); the ones that do (`least_conn`, `least_request`) are
-//! switchyard's own ([`least`]): they read each peer's in-flight count,
-//! which Pingora's selection cannot see, and they pick over the group's
-//! members directly, so a pick allocates, hashes and locks nothing.
+//! ([`pingora`]); the ones that do are switchyard's own: `least_conn` and
+//! `least_request` ([`least`]) read each peer's in-flight count, `ewma`
+//! ([`ewma`]) its latency estimate too, which Pingora's selection cannot
+//! see; they pick over the group's members directly, so a pick allocates,
+//! hashes and locks nothing. Slow start ([`slow_start`]) thins the picks of
+//! a peer that has just come back, whatever chose it.
 
+pub mod draw;
+pub mod ewma;
 pub mod least;
 pub mod pingora;
+pub mod slow_start;
+#[cfg(test)]
+mod test_support;
 
 use super::TriedPeers;
-use crate::config::Algorithm;
+use crate::config::{Algorithm, UpstreamConfig};
 use crate::peer::Member;
 use pingora_load_balancing::selection::{Consistent, Random, RoundRobin};
+use slow_start::SlowStart;
 use std::sync::Arc;
 
 /// Which peers of a group a request may go to now.
@@ -76,22 +84,30 @@ pub trait PeerSelector: Send + Sync {
 pub struct PeerGroup {
     members: Vec<Arc<Member>>,
     selector: Box<dyn PeerSelector>,
+    /// `None` without `slow_start`.
+    slow_start: Option<SlowStart>,
 }
 
 impl PeerGroup {
-    /// `members` picked by `algorithm`; `None` when there are none.
-    pub fn new(algorithm: Algorithm, members: Vec<Arc<Member>>) -> Option<PeerGroup> {
+    /// `members` picked as the upstream's `settings` say; `None` when there
+    /// are none.
+    pub fn new(settings: &UpstreamConfig, members: Vec<Arc<Member>>) -> Option<PeerGroup> {
         if members.is_empty() {
             return None;
         }
-        let selector: Box<dyn PeerSelector> = match algorithm {
+        let selector: Box<dyn PeerSelector> = match settings.algorithm {
             Algorithm::RoundRobin => pingora::selector::<RoundRobin>(&members),
             Algorithm::Random => pingora::selector::<Random>(&members),
             Algorithm::ConsistentHash => pingora::selector::<Consistent>(&members),
             Algorithm::LeastConn => Box::<least::LeastConn>::default(),
             Algorithm::LeastRequest => Box::new(least::LeastRequest::new(&members)),
+            Algorithm::Ewma => Box::new(ewma::Ewma::new(&members)),
         };
-        Some(PeerGroup { members, selector })
+        Some(PeerGroup {
+            members,
+            selector,
+            slow_start: SlowStart::of(settings),
+        })
     }
 
     /// Whether `eligible` accepts a member of this group.
@@ -103,6 +119,12 @@ impl PeerGroup {
     /// accepts, if any.
     #[inline]
     pub fn select(&self, key: &[u8], eligible: Eligible) -> Option<&Arc<Member>> {
-        self.selector.select(key, &self.members, eligible)
+        let chosen = self.selector.select(key, &self.members, eligible)?;
+        match &self.slow_start {
+            None => Some(chosen),
+            Some(slow_start) => Some(slow_start.thin(chosen, eligible, |others| {
+                self.selector.select(key, &self.members, others)
+            })),
+        }
     }
 }
