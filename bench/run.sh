@@ -2,7 +2,8 @@
 # The side-by-side benchmark: switchyard, nginx and HAProxy as balancers over
 # the same backends, on this machine, in alternating rounds.
 #   ./bench/run.sh              full run (several minutes); writes bench/results.md and .png
-#   ./bench/run.sh --smoke      a few seconds, to check it still works
+#   ./bench/run.sh --smoke      about a minute, to check it still works
+#   ./bench/run.sh --section slow   only the section "one slow backend" (its part of results.md)
 # Other flags: see `python3 bench/bench.py --help`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -94,22 +94,26 @@ class Processes:
 def start_backends(procs, backend, ports, delay_ms=None):
     """The demo backend (`backend`, its binary) on each of `ports`, named
     b1, b2, ..., with a response delay of `delay_ms` (None: the backend's
-    own default); returns once they all accept."""
+    own default; a list: one delay per port); returns once they all accept."""
+    delays = delay_ms if isinstance(delay_ms, list) else [delay_ms] * len(ports)
     started = []
-    for i, port in enumerate(ports):
+    for i, (port, delay) in enumerate(zip(ports, delays)):
         argv = [str(backend), "--listen", f"127.0.0.1:{port}", "--name", f"b{i + 1}", "--threads", "1"]
-        if delay_ms is not None:
-            argv += ["--delay-ms", str(delay_ms)]
+        if delay is not None:
+            argv += ["--delay-ms", str(delay)]
         started.append(procs.start(f"backend-b{i + 1}", argv))
     for port, proc in zip(ports, started):
         wait_port(port, limit=60.0, proc=proc)
     return started
 
 
-def switchyard_config(workdir, listen, metrics, peers, threads=1, check_path="/api/status", extra=""):
+def switchyard_config(workdir, listen, metrics, peers, threads=1, check_path="/api/status", extra="",
+                      algorithm=None):
     """A switchyard config over the peers on 127.0.0.1:`peers`, its files in
-    `workdir`, no grace period; `extra`: more top-level YAML."""
+    `workdir`, no grace period; `extra`: more top-level YAML; `algorithm`:
+    the upstream's (None: the default)."""
     peer_list = ", ".join(f"127.0.0.1:{p}" for p in peers)
+    algorithm_line = f"    algorithm: {algorithm}\n" if algorithm else ""
     return f"""server:
   threads: {threads}
   pid_file: {workdir}/switchyard.pid
@@ -120,7 +124,7 @@ listen: 127.0.0.1:{listen}
 metrics: 127.0.0.1:{metrics}
 {extra}upstreams:
   backend:
-    peers: [{peer_list}]
+{algorithm_line}    peers: [{peer_list}]
     health_check: {{ path: {check_path}, interval: 1s }}
 """
 

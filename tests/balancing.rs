@@ -104,6 +104,37 @@ fn consistent_hash_keeps_a_uri_on_one_peer() {
 }
 
 #[test]
+fn consistent_hash_keeps_a_user_on_one_peer_by_header_or_cookie() {
+    let backends = three_backends();
+    for (hash_key, header) in [("header:X-User", "x-user"), ("cookie:session", "cookie")] {
+        let mut upstreams =
+            upstream_section("backend", "consistent_hash", &plain_peers(&backends), 500);
+        upstreams.push_str(&format!("    hash_key: {hash_key}\n"));
+        let balancer = Balancer::start(&upstreams);
+        let client = Client::new();
+        let mut owners = std::collections::BTreeSet::new();
+        for user in 0..20 {
+            let value = match header {
+                "cookie" => format!("theme=dark; session=user-{user}"),
+                _ => format!("user-{user}"),
+            };
+            let first = client.data_backend(&balancer, &[(header, &value)]);
+            for _ in 1..10 {
+                let again = client.data_backend(&balancer, &[(header, &value)]);
+                assert_eq!(again, first, "{hash_key}: user {user} moved");
+            }
+            owners.insert(first);
+        }
+        println!("{hash_key}: 20 users x 10 requests, each on one peer; peers used: {owners:?}");
+        assert!(owners.iter().all(|o| o.starts_with('b')), "{owners:?}");
+        assert!(owners.len() >= 2, "{hash_key}: 20 users on {owners:?}");
+        // Without the header or cookie: an eligible peer at random.
+        let keyless = client.data_backends(&balancer, 30);
+        assert!(keyless.iter().all(|b| b.starts_with('b')), "{keyless:?}");
+    }
+}
+
+#[test]
 fn backups_serve_only_while_every_primary_is_down() {
     let backends = three_backends();
     let peers = vec![

@@ -26,14 +26,14 @@ pub use routes::{
     ActionConfig, HeaderEdits, MatchConfig, RedirectConfig, RespondConfig, RouteConfig, SplitTarget,
 };
 pub use scalar::{
-    Addr, Cidr, HeaderName, HeaderValue, HostPattern, HostPort, Interval, MethodName, PathRegex,
-    PeerAddr, Percentage, PositiveCount, QueueSize, RequestLimit, SplitWeight, SrvName, StatusCode,
-    Threshold, UrlPath, Weight,
+    Addr, Cidr, HashKey, HeaderName, HeaderValue, HostPattern, HostPort, Interval, MethodName,
+    PathRegex, PeerAddr, Percentage, PositiveCount, QueueSize, RequestLimit, SplitWeight, SrvName,
+    StatusCode, Threshold, UrlPath, Weight,
 };
 pub use server::ServerSettings;
 pub use upstream::{
-    Algorithm, HashKey, HealthCheckConfig, PassiveHealthConfig, QueueConfig, StatusList,
-    TimeoutsConfig, UpstreamConfig, Upstreams,
+    Algorithm, HealthCheckConfig, PassiveHealthConfig, QueueConfig, StatusList, TimeoutsConfig,
+    UpstreamConfig, Upstreams,
 };
 
 use indexmap::IndexMap;
@@ -534,6 +534,54 @@ upstreams:
 
         let message = error_of(&SAMPLE.replace("  threads: 2", "  thread: 2"));
         assert!(message.contains("server: unknown field `thread`"));
+    }
+
+    #[test]
+    fn hash_keys_name_a_header_or_a_cookie_and_bad_ones_are_errors_with_their_line() {
+        let upstream = |key: &str| {
+            format!("upstreams:\n  b:\n    algorithm: consistent_hash\n    hash_key: {key}\n    peers: [127.0.0.1:1]\n")
+        };
+        let key_of = |key: &str| {
+            let config = Config::parse(&upstream(key), "test.yaml").unwrap();
+            config.upstreams.0["b"].hash_key.clone()
+        };
+        assert_eq!(key_of("uri"), HashKey::Uri);
+        assert_eq!(key_of("client_ip"), HashKey::ClientIp);
+        let header = http::HeaderName::from_static("x-user");
+        assert_eq!(key_of("header:X-User"), HashKey::Header(header));
+        assert_eq!(key_of("cookie:Session"), HashKey::Cookie("Session".into()));
+        let default = "upstreams:\n  b:\n    peers: [127.0.0.1:1]\n";
+        let config = Config::parse(default, "test.yaml").unwrap();
+        assert_eq!(config.upstreams.0["b"].hash_key, HashKey::Uri);
+        // Written back as read.
+        let text = serde_yaml::to_string(&key_of("header:X-User")).unwrap();
+        assert_eq!(text.trim(), "header:x-user");
+
+        for (bad, why) in [
+            (
+                "url",
+                "`url` is not a hash key: uri, client_ip, header:NAME",
+            ),
+            ("\"header:\"", "`` in `header:` is not a header name"),
+            (
+                "\"header:X User\"",
+                "`X User` in `header:X User` is not a header name",
+            ),
+            (
+                "\"cookie:a;b\"",
+                "`a;b` in `cookie:a;b` is not a cookie name",
+            ),
+            ("query:id", "`query:id` is not a hash key"),
+            ("3", "3 is not a hash key"),
+        ] {
+            let message = error_of(&upstream(bad));
+            assert!(
+                message.starts_with("test.yaml: upstreams.b.hash_key: ")
+                    && message.contains(why)
+                    && message.contains("line 4"),
+                "{bad}: {message}"
+            );
+        }
     }
 
     #[test]

@@ -463,6 +463,55 @@ impl CheckedScalar for HeaderName {
     }
 }
 
+/// The request property that `consistent_hash` hashes:
+/// `upstreams.<name>.hash_key`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum HashKey {
+    /// Path and query (nginx's `$request_uri`).
+    #[default]
+    Uri,
+    /// The client's IP address (nginx's `ip_hash`).
+    ClientIp,
+    /// `header:NAME`: the value of a request header (the first, if the
+    /// request repeats it).
+    Header(http::HeaderName),
+    /// `cookie:NAME`: the value of a cookie (the first, if the request
+    /// repeats it); the name as written, cookie names being case-sensitive.
+    Cookie(String),
+}
+
+impl CheckedScalar for HashKey {
+    const EXPECTING: &'static str =
+        "a hash key: uri, client_ip, header:NAME (e.g. header:X-User) or cookie:NAME (e.g. cookie:session)";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let text = string(value, Self::EXPECTING)?;
+        // A cookie name is a token, as a header name is.
+        let token = |name: &str| http::HeaderName::from_bytes(name.as_bytes()).ok();
+        match text.split_once(':') {
+            None if text == "uri" => Ok(HashKey::Uri),
+            None if text == "client_ip" => Ok(HashKey::ClientIp),
+            Some(("header", name)) => token(name)
+                .map(HashKey::Header)
+                .ok_or_else(|| format!("`{name}` in `{text}` is not a header name")),
+            Some(("cookie", name)) => token(name)
+                .map(|_| HashKey::Cookie(name.to_string()))
+                .ok_or_else(|| format!("`{name}` in `{text}` is not a cookie name")),
+            _ => Err(format!("`{text}` is not {}", Self::EXPECTING)),
+        }
+    }
+}
+
+impl fmt::Display for HashKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HashKey::Uri => f.write_str("uri"),
+            HashKey::ClientIp => f.write_str("client_ip"),
+            HashKey::Header(name) => write!(f, "header:{name}"),
+            HashKey::Cookie(name) => write!(f, "cookie:{name}"),
+        }
+    }
+}
+
 /// A header value: visible ASCII and spaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderValue(pub http::HeaderValue);
@@ -528,6 +577,7 @@ deserialize_via_check!(
     QueueSize,
     Percentage,
     SplitWeight,
+    HashKey,
     HostPattern,
     MethodName,
     HeaderName,
@@ -575,6 +625,7 @@ serialize_as_text!(
     MethodName => |m| m.0.to_string(),
     HeaderName => |h| h.0.to_string(),
     HeaderValue => |v| String::from_utf8_lossy(v.0.as_bytes()).into_owned(),
+    HashKey => |k| k.to_string(),
     PathRegex => |r| r.0.as_str().to_string(),
 );
 

@@ -3,8 +3,8 @@
 
 use super::peer::PeerList;
 use super::scalar::{
-    FailCount, Interval, Percentage, QueueSize, RequestLimit, RetryCount, StatusCode, Threshold,
-    UrlPath,
+    FailCount, HashKey, Interval, Percentage, QueueSize, RequestLimit, RetryCount, StatusCode,
+    Threshold, UrlPath,
 };
 use indexmap::IndexMap;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -229,17 +229,6 @@ pub enum Algorithm {
     /// weighted draw over each peer's weight / (in-flight + 1), divided by
     /// how many times slower than the fastest peer it is.
     Ewma,
-}
-
-/// The request property that `consistent_hash` hashes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HashKey {
-    /// Path and query (nginx's `$request_uri`).
-    #[default]
-    Uri,
-    /// The client's IP address (nginx's `ip_hash`).
-    ClientIp,
 }
 
 /// The active health check of an upstream: `upstreams.<name>.health_check`.

@@ -29,13 +29,13 @@ use super::context::RequestContext;
 use super::failure::{self, is_broken_connection, is_timeout};
 use super::hook_phases;
 use super::respond;
-use crate::config::HashKey;
 use crate::listen::stream::{ClientStream, Framing};
 use crate::live::Live;
 use crate::metrics::UpstreamErrorKind;
 use crate::peer::latency::Tick;
 use crate::peer::{InFlight, Member};
 use crate::request::admission::content_length;
+use crate::request::hash_key;
 use crate::request::request_id::{self, X_REQUEST_ID};
 use crate::resources::is_exhausted;
 use crate::routing::matcher::RequestView;
@@ -50,7 +50,6 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -211,34 +210,6 @@ fn framing_of(request: &RequestHeader) -> Framing {
             Ok(Some(length)) if length > 0 => Framing::Length(length),
             _ => Framing::Empty,
         }
-    }
-}
-
-/// The key a hashing algorithm hashes, borrowed from the request (or, for a
-/// client IP, copied into `buffer`) so that nothing is allocated.
-fn hash_key<'a>(
-    key: HashKey,
-    session: &'a Session,
-    client: Option<IpAddr>,
-    buffer: &'a mut [u8; 16],
-) -> &'a [u8] {
-    match key {
-        HashKey::Uri => session
-            .req_header()
-            .uri
-            .path_and_query()
-            .map_or(b"/", |pq| pq.as_str().as_bytes()),
-        HashKey::ClientIp => match client {
-            Some(IpAddr::V4(ip)) => {
-                buffer[..4].copy_from_slice(&ip.octets());
-                &buffer[..4]
-            }
-            Some(IpAddr::V6(ip)) => {
-                *buffer = ip.octets();
-                &buffer[..]
-            }
-            None => b"",
-        },
     }
 }
 
@@ -589,7 +560,10 @@ impl ProxyHttp for Balancer {
                 }
                 let mut buffer = [0u8; 16];
                 let client = ctx.origin.map(|o| o.client);
-                let key = hash_key(upstream.hash_key, session, client, &mut buffer);
+                let key = match &upstream.hash_key {
+                    Some(key) => hash_key::of(key, session.req_header(), client, &mut buffer),
+                    None => b"",
+                };
                 let picked = match look_for_peer(upstream, key, ctx.tried, Tick::at(now)) {
                     Acquire::Got(picked) => Some(picked),
                     Acquire::NoPeer => None,

@@ -51,7 +51,9 @@ pub struct Upstream {
     /// Position in its snapshot's upstreams (routes keep their metric
     /// handles by it).
     pub index: usize,
-    pub hash_key: HashKey,
+    /// What `consistent_hash` hashes; `None` for the other algorithms,
+    /// which need no key (so a request looks for none).
+    pub hash_key: Option<HashKey>,
     /// Every peer, primary and backup, in config order (a name's addresses
     /// in the order its answer gave them).
     pub peers: PeerTable,
@@ -145,7 +147,8 @@ impl Upstream {
         Ok(Upstream {
             name: name.to_string(),
             index,
-            hash_key: config.hash_key,
+            hash_key: (config.algorithm == Algorithm::ConsistentHash)
+                .then(|| config.hash_key.clone()),
             primary,
             backup,
             metrics: carryover.upstream_metrics(name),

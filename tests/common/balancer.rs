@@ -374,14 +374,16 @@ impl Client {
     /// GET `/api/data` through the balancer `n` times; the `backend` field
     /// of each answer (or `<status>` for a non-JSON answer).
     pub fn data_backends(&self, balancer: &Site, n: usize) -> Vec<String> {
-        (0..n)
-            .map(|_| {
-                let (status, body) = self.get(&balancer.url("/api/data"));
-                serde_json::from_str::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|j| j["backend"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| format!("<{status}>"))
-            })
-            .collect()
+        (0..n).map(|_| self.data_backend(balancer, &[])).collect()
+    }
+
+    /// Which backend answered `/api/data` sent with the extra request
+    /// `headers` (`<status>` when none did).
+    pub fn data_backend(&self, balancer: &Site, headers: &[(&str, &str)]) -> String {
+        let (status, body) = self.get_with(&balancer.url("/api/data"), headers);
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|j| j["backend"].as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("<{status}>"))
     }
 }

@@ -70,7 +70,20 @@ pub fn try_get(url: &str) -> Result<(u16, String), ureq::Error> {
 }
 
 pub fn request(agent: &ureq::Agent, url: &str) -> Result<(u16, String), ureq::Error> {
-    let mut response = agent.get(url).call()?;
+    request_with(agent, url, &[])
+}
+
+/// GET `url` with the extra request `headers`: status and body.
+pub fn request_with(
+    agent: &ureq::Agent,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<(u16, String), ureq::Error> {
+    let mut builder = agent.get(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let mut response = builder.call()?;
     let status = response.status().as_u16();
     let mut body = String::new();
     response
@@ -90,7 +103,12 @@ impl Client {
     }
 
     pub fn get(&self, url: &str) -> (u16, String) {
-        request(&self.0, url).unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        self.get_with(url, &[])
+    }
+
+    /// GET `url` with the extra request `headers`.
+    pub fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        request_with(&self.0, url, headers).unwrap_or_else(|e| panic!("GET {url}: {e}"))
     }
 }
 

@@ -101,7 +101,7 @@ fn average_latency(group: &[Arc<Member>], now: Tick) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
+    use super::super::testing::{group, in_flight, picks, times, ANY_UP};
     use super::*;
     use std::time::Duration;
 

@@ -145,11 +145,8 @@ impl PeerSelector for LeastRequest {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::*;
+    use super::super::testing::{group, in_flight, picks, times, ANY_UP};
     use super::*;
-    use crate::peer::admin::AdminState;
-    use crate::peer::health::PeerHealth;
-    use crate::upstream::TriedPeers;
 
     #[test]
     fn least_conn_takes_the_fewest_in_flight_and_equal_peers_take_turns() {
@@ -206,70 +203,5 @@ mod tests {
         let seen = picks(&selector, &group, ANY_UP, 3000);
         let shares = [0, 1, 2].map(|i| times(&seen, i));
         assert!(shares.iter().all(|s| s.abs_diff(1000) <= 10), "{shares:?}");
-    }
-
-    #[test]
-    fn no_picker_chooses_a_peer_at_max_in_flight() {
-        let group = group("unit-full", &[1, 1, 1]);
-        let selectors: [Box<dyn PeerSelector>; 2] = [
-            Box::new(LeastConn::default()),
-            Box::new(LeastRequest::new(&group)),
-        ];
-        let below_two = Eligible {
-            max_in_flight: 2,
-            ..ANY_UP
-        };
-        let _busy = in_flight(&group, &[2, 0, 3]);
-        for selector in &selectors {
-            let seen = picks(selector.as_ref(), &group, below_two, 50);
-            assert!(seen.iter().all(|&i| i == 1), "{seen:?}");
-        }
-        let _full = in_flight(&group[1..2], &[2]);
-        for selector in &selectors {
-            assert!(selector.select(b"", &group, below_two).is_none());
-            assert!(selector
-                .select(b"", &group, below_two.at_any_load())
-                .is_some());
-        }
-    }
-
-    #[test]
-    fn no_picker_chooses_a_tried_drained_or_down_peer() {
-        for weights in [[1, 1, 1, 1], [1, 2, 1, 3]] {
-            let group = group(&format!("unit-eligible-{}", weights[1]), &weights);
-            let selectors: [Box<dyn PeerSelector>; 3] = [
-                Box::new(LeastConn::default()),
-                Box::new(LeastRequest::new(&group)),
-                Box::new(super::super::ewma::Ewma::new(&group)),
-            ];
-            // The least loaded peers are the ones refused.
-            let _busy = in_flight(&group, &[0, 0, 5, 5]);
-            group[1].peer.set_admin_state(AdminState::Draining);
-            let mut tried = TriedPeers::NONE;
-            tried.add(0);
-            let eligible = Eligible { tried, ..ANY_UP };
-            for selector in &selectors {
-                let seen = picks(selector.as_ref(), &group, eligible, 100);
-                assert!(seen.iter().all(|&i| i >= 2), "{seen:?}");
-                tried.add(2);
-                tried.add(3);
-                let none_left = Eligible { tried, ..eligible };
-                assert!(selector.select(b"", &group, none_left).is_none());
-            }
-        }
-        // A DOWN peer only when UP is not required (fail_open).
-        let group = [member(
-            "unit-eligible-down",
-            0,
-            1,
-            PeerHealth::awaiting_probe(),
-        )];
-        let selector = LeastConn::default();
-        assert!(selector.select(b"", &group, ANY_UP).is_none());
-        let fail_open = Eligible {
-            require_up: false,
-            ..ANY_UP
-        };
-        assert!(selector.select(b"", &group, fail_open).is_some());
     }
 }

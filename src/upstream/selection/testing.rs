@@ -1,5 +1,4 @@
-//! What the selectors' unit tests share: groups of members with given
-//! weights, health and requests in flight, and counts of picks.
+//! Groups of members for the selectors' unit tests, and counts of picks.
 
 use super::{Eligible, PeerSelector};
 use crate::config::UpstreamConfig;
@@ -42,13 +41,15 @@ pub fn in_flight(group: &[Arc<Member>], counts: &[usize]) -> Vec<InFlight> {
         .collect()
 }
 
+/// Any member that is UP, none tried.
 pub const ANY_UP: Eligible = Eligible {
     tried: TriedPeers::NONE,
     require_up: true,
     max_in_flight: usize::MAX,
 };
 
-/// The member index of each of `n` picks.
+/// The member index of each of `n` picks, the i-th for the hash key `i`
+/// (in decimal).
 pub fn picks(
     selector: &dyn PeerSelector,
     group: &[Arc<Member>],
@@ -56,7 +57,11 @@ pub fn picks(
     n: usize,
 ) -> Vec<usize> {
     (0..n)
-        .map(|_| selector.select(b"", group, eligible).expect("a pick").index)
+        .map(|i| {
+            let key = i.to_string();
+            let member = selector.select(key.as_bytes(), group, eligible);
+            member.expect("a pick").index
+        })
         .collect()
 }
 
