@@ -541,6 +541,12 @@ impl ProxyHttp for Balancer {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> Result<Box<HttpPeer>> {
+        let fresh = std::mem::take(&mut ctx.fresh_connection);
+        if !fresh {
+            // The previous attempt, if any, is over (a retry on a fresh
+            // connection keeps its peer and its slot there).
+            ctx.end_attempt();
+        }
         let Some(upstream) = ctx.upstream.as_ref() else {
             return Error::e_explain(ErrorType::InternalError, "request was not routed");
         };
@@ -548,16 +554,11 @@ impl ProxyHttp for Balancer {
         if remaining.is_zero() {
             return Error::e_explain(ErrorType::HTTPStatus(504), "the request ran out of time");
         }
-        let fresh = std::mem::take(&mut ctx.fresh_connection);
         let mut now = Instant::now();
         let peer = match (&ctx.peer, fresh) {
             // The same peer again, in the same slot of its requests in flight.
             (Some(peer), true) => Arc::clone(peer),
             _ => {
-                // The previous attempt, if any, is over.
-                if ctx.in_flight.take().is_some() {
-                    upstream.slot_freed();
-                }
                 let mut buffer = [0u8; 16];
                 let client = ctx.origin.map(|o| o.client);
                 let key = match &upstream.hash_key {
