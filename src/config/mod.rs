@@ -27,13 +27,13 @@ pub use routes::{
 };
 pub use scalar::{
     Addr, Cidr, HashKey, HeaderName, HeaderValue, HostPattern, HostPort, Interval, MethodName,
-    PathRegex, PeerAddr, PositiveCount, SplitWeight, SrvName, StatusCode, Threshold, UrlPath,
-    Weight,
+    PathRegex, PeerAddr, Percentage, PositiveCount, QueueSize, RequestLimit, SplitWeight, SrvName,
+    StatusCode, Threshold, UrlPath, Weight,
 };
 pub use server::ServerSettings;
 pub use upstream::{
-    Algorithm, HealthCheckConfig, PassiveHealthConfig, StatusList, TimeoutsConfig, UpstreamConfig,
-    Upstreams,
+    Algorithm, HealthCheckConfig, PassiveHealthConfig, QueueConfig, StatusList, TimeoutsConfig,
+    UpstreamConfig, Upstreams,
 };
 
 use indexmap::IndexMap;
@@ -592,6 +592,66 @@ upstreams:
         assert!(error_of(text).contains("at least one must be a primary"));
         let text = "upstreams:\n  b:\n    peers: [127.0.0.1:1, 127.0.0.1:1]\n";
         assert!(error_of(text).contains("listed twice"));
+    }
+
+    #[test]
+    fn overload_protection_is_off_by_default_and_checked() {
+        let config = Config::parse(SAMPLE, "test.yaml").unwrap();
+        let backend = &config.upstreams.0["backend"];
+        assert_eq!(backend.max_requests.as_limit(), usize::MAX);
+        assert!(backend.queue.is_off());
+        assert_eq!(backend.queue.timeout.0, Duration::from_secs(5));
+        assert!(backend.retry_budget.is_none());
+
+        let limited = SAMPLE.replace(
+            "    algorithm: round_robin\n",
+            "    algorithm: round_robin\n    max_requests: 2\n    queue: { size: 10, timeout: 1s }\n    retry_budget: 20%\n",
+        );
+        let config = Config::parse(&limited, "test.yaml").unwrap();
+        let backend = &config.upstreams.0["backend"];
+        assert_eq!(backend.max_requests.as_limit(), 2);
+        assert_eq!(backend.queue.size.0, 10);
+        assert_eq!(backend.queue.timeout.0, Duration::from_secs(1));
+        assert_eq!(backend.retry_budget.map(|b| b.0), Some(2000));
+        let budget = backend.retry_budget;
+        let again = config.checked("again").unwrap();
+        assert_eq!(again.upstreams.0["backend"].retry_budget, budget);
+
+        for (bad, expected) in [
+            (
+                "retry_budget: 120%",
+                "upstreams.backend.retry_budget: `120%` is not a percentage",
+            ),
+            (
+                "retry_budget: abc",
+                "upstreams.backend.retry_budget: `abc` is not a percentage",
+            ),
+            ("retry_budget: 20", "write the % sign"),
+            (
+                "max_requests: -1",
+                "upstreams.backend.max_requests: -1 is not a whole number",
+            ),
+            (
+                "queue: { size: 5, wait: 1s }",
+                "upstreams.backend.queue: unknown field `wait`",
+            ),
+            (
+                "queue: { size: 5, timeout: 0s }",
+                "upstreams.backend.queue.timeout",
+            ),
+            (
+                "queue: { size: 5 }",
+                "upstream `backend`: queue: a queue needs `max_requests`",
+            ),
+        ] {
+            let text = SAMPLE.replace(
+                "    algorithm: round_robin\n",
+                &format!("    algorithm: round_robin\n    {bad}\n"),
+            );
+            let message = error_of(&text);
+            assert!(message.contains(expected), "{bad}: {message}");
+            assert!(message.contains("line "), "{bad}: {message}");
+        }
     }
 
     #[test]

@@ -332,6 +332,87 @@ ranged_integer!(
 );
 
 ranged_integer!(
+    /// Requests in flight on one peer (`max_requests`; 0: no limit).
+    RequestLimit(usize), 0..=1_000_000, "a whole number from 0 (no limit) to 1000000"
+);
+impl Default for RequestLimit {
+    /// No limit.
+    fn default() -> Self {
+        RequestLimit(0)
+    }
+}
+
+impl RequestLimit {
+    /// The limit as selection compares it: `usize::MAX` for none.
+    pub fn as_limit(self) -> usize {
+        if self.0 == 0 {
+            usize::MAX
+        } else {
+            self.0
+        }
+    }
+}
+
+ranged_integer!(
+    /// Requests that may wait for a peer (`queue.size`; 0: none wait).
+    QueueSize(usize), 0..=1_000_000, "a whole number from 0 (no queue) to 1000000"
+);
+impl Default for QueueSize {
+    /// No queue.
+    fn default() -> Self {
+        QueueSize(0)
+    }
+}
+
+/// A share from 0 % to 100 %, written `20%` or `2.5%`; kept in hundredths
+/// of a percent (`20%` is 2000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Percentage(pub u32);
+
+impl Percentage {
+    /// 100 %, in hundredths of a percent.
+    pub const WHOLE: u32 = 10_000;
+
+    /// This share of `count`, rounded down.
+    pub fn of(self, count: usize) -> usize {
+        let share = count as u128 * u128::from(self.0) / u128::from(Self::WHOLE);
+        usize::try_from(share).unwrap_or(usize::MAX)
+    }
+}
+
+impl CheckedScalar for Percentage {
+    const EXPECTING: &'static str = "a percentage from 0% to 100%, like 20% or 2.5%";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let bad = || format!("{value} is not {}", Self::EXPECTING);
+        let Scalar::Str(text) = value else {
+            return Err(format!("{}: write the % sign", bad()));
+        };
+        let number = text.strip_suffix('%').ok_or_else(bad)?.trim_end();
+        let valid = !number.is_empty()
+            && number.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && number.split('.').count() <= 2
+            && number.split('.').nth(1).is_none_or(|d| d.len() <= 2);
+        let percent: f64 = number.parse().ok().filter(|_| valid).ok_or_else(bad)?;
+        if !(0.0..=100.0).contains(&percent) {
+            return Err(bad());
+        }
+        // Two decimals at most: the product is a whole number of hundredths.
+        Ok(Percentage((percent * 100.0).round() as u32))
+    }
+}
+
+impl fmt::Display for Percentage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (whole, hundredths) = (self.0 / 100, self.0 % 100);
+        match hundredths {
+            0 => write!(f, "{whole}%"),
+            h if h % 10 == 0 => write!(f, "{whole}.{}%", h / 10),
+            h => write!(f, "{whole}.{h:02}%"),
+        }
+    }
+}
+
+ranged_integer!(
     /// A share of a route's split (0: none).
     SplitWeight(u32), 0..=1_000_000, "a weight from 0 to 1000000"
 );
@@ -492,6 +573,9 @@ impl CheckedScalar for Cidr {
 }
 
 deserialize_via_check!(
+    RequestLimit,
+    QueueSize,
+    Percentage,
     SplitWeight,
     HashKey,
     HostPattern,
@@ -534,6 +618,7 @@ serialize_as_text!(
     PeerAddr => |a| a.to_string(),
     SrvName => |n| n.0.clone(),
     Interval => |i| humantime::format_duration(i.0).to_string(),
+    Percentage => |p| p.to_string(),
     UrlPath => |p| p.0.clone(),
     Cidr => |c| c.0.to_string(),
     HostPattern => |h| h.0.clone(),
@@ -578,6 +663,29 @@ mod tests {
         assert!(parse::<StatusCode>("99").is_err());
         assert_eq!(parse::<StatusCode>("204").unwrap(), StatusCode(204));
         assert!(parse::<PositiveCount>("two").is_err());
+    }
+
+    #[test]
+    fn percentages_need_their_sign_and_stay_within_100() {
+        for (text, hundredths) in [("20%", 2000), ("2.5%", 250), ("0%", 0), ("100%", 10_000)] {
+            let parsed = parse::<Percentage>(text).unwrap();
+            assert_eq!(parsed, Percentage(hundredths), "{text}");
+            assert_eq!(parsed.to_string(), text, "written back as read");
+        }
+        assert_eq!(parse::<Percentage>("12.25%").unwrap().to_string(), "12.25%");
+        for bad in [
+            "120%", "abc", "20", "-5%", "\"%\"", "1.234%", "1.2.3%", "nan%", "inf%",
+        ] {
+            let error = parse::<Percentage>(bad).unwrap_err();
+            assert!(
+                error.contains("a percentage from 0% to 100%"),
+                "{bad}: {error}"
+            );
+        }
+        assert_eq!(Percentage(2000).of(20), 4);
+        assert_eq!(Percentage(2000).of(4), 0, "rounded down");
+        assert_eq!(RequestLimit(0).as_limit(), usize::MAX);
+        assert_eq!(RequestLimit(2).as_limit(), 2);
     }
 
     #[test]

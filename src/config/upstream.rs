@@ -2,7 +2,10 @@
 //! and how to probe them.
 
 use super::peer::PeerList;
-use super::scalar::{FailCount, HashKey, Interval, RetryCount, StatusCode, Threshold, UrlPath};
+use super::scalar::{
+    FailCount, HashKey, Interval, Percentage, QueueSize, RequestLimit, RetryCount, StatusCode,
+    Threshold, UrlPath,
+};
 use indexmap::IndexMap;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -66,6 +69,63 @@ pub struct UpstreamConfig {
     /// request.
     #[serde(default = "default_keepalive_timeout")]
     pub keepalive_timeout: Interval,
+    /// Requests in flight on one peer at most (nginx's `max_conns`,
+    /// HAProxy's `maxconn`); a peer at its limit is skipped. 0: no limit.
+    #[serde(default, skip_serializing_if = "is_unlimited")]
+    pub max_requests: RequestLimit,
+    /// Where requests wait while every peer is at `max_requests`.
+    #[serde(default, skip_serializing_if = "QueueConfig::is_off")]
+    pub queue: QueueConfig,
+    /// The share of the upstream's requests in flight that retries may add
+    /// (Envoy's retry budget); none: retries are limited by `retries` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_budget: Option<Percentage>,
+}
+
+fn is_unlimited(limit: &RequestLimit) -> bool {
+    limit.0 == 0
+}
+
+/// `upstreams.<name>.queue`: requests that find every peer at
+/// `max_requests` wait for one to finish a request (HAProxy's queue).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Requests that may wait at once; more are answered 503 at once. 0: no
+    /// queue (503 as soon as every peer is full).
+    pub size: QueueSize,
+    /// How long a request waits at most before its 503.
+    pub timeout: Interval,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            size: QueueSize::default(),
+            timeout: Interval(Duration::from_secs(5)),
+        }
+    }
+}
+
+impl QueueConfig {
+    /// Whether no request waits (and the section need not be written out).
+    pub fn is_off(&self) -> bool {
+        self.size.0 == 0
+    }
+}
+
+impl UpstreamConfig {
+    /// What one upstream's settings must agree on.
+    fn check(&self) -> Result<(), String> {
+        if !self.queue.is_off() && is_unlimited(&self.max_requests) {
+            return Err(
+                "queue: a queue needs `max_requests` (requests wait for a peer \
+                        below its limit; without one, no peer is ever full)"
+                    .to_string(),
+            );
+        }
+        Ok(())
+    }
 }
 
 fn default_ewma_decay() -> Interval {
@@ -257,6 +317,9 @@ impl<'de> Deserialize<'de> for Upstreams {
                         )));
                     }
                     let upstream: UpstreamConfig = map.next_value()?;
+                    upstream
+                        .check()
+                        .map_err(|e| de::Error::custom(format!("upstream `{name}`: {e}")))?;
                     // The shorthand of configurations without `routes:`
                     // must tell upstreams apart.
                     let prefix = upstream.prefix();

@@ -7,6 +7,7 @@ use crate::peer::latency::Tick;
 use crate::peer::{InFlight, Member};
 use crate::request::forwarding::Origin;
 use crate::routing::Route;
+use crate::upstream::overload::RetryInFlight;
 use crate::upstream::{TriedPeers, Upstream};
 use http::HeaderValue;
 use pingora_error::Error;
@@ -38,6 +39,9 @@ pub struct RequestContext {
     pub(super) peer: Option<Arc<Member>>,
     /// Counts the current attempt in the peer's in-flight requests.
     pub(super) in_flight: Option<InFlight>,
+    /// Counts the current attempt, a retry, in the upstream's retries in
+    /// flight (`retry_budget`).
+    pub(super) retry: Option<RetryInFlight>,
     /// When the current peer was chosen; taken when its response header
     /// arrives.
     pub(super) peer_chosen_at: Option<Instant>,
@@ -78,6 +82,7 @@ impl RequestContext {
             deadline: None,
             peer: None,
             in_flight: None,
+            retry: None,
             peer_chosen_at: None,
             upstream_header: None,
             request_id: None,
@@ -130,6 +135,35 @@ impl RequestContext {
             .is_some_and(|u| self.attempts < u.policy.max_attempts && !self.out_of_time())
     }
 
+    /// Whether the upstream's retry budget lets this request try again
+    /// (`retry_budget`; always without one). Asked last, once everything
+    /// else allows the retry: a yes counts the retry in flight until its
+    /// attempt ends, a no counts a refusal.
+    pub(super) fn within_retry_budget(&mut self) -> bool {
+        let Some(upstream) = &self.upstream else {
+            return false;
+        };
+        let Some(budget) = upstream.policy.limits.retry_budget else {
+            return true;
+        };
+        // This request's retry in flight, if any, has ended.
+        self.retry = None;
+        let in_flight = upstream.metrics.requests_in_flight();
+        self.retry = upstream.overload.reserve_retry(budget, in_flight);
+        self.retry.is_some()
+    }
+
+    /// The current attempt has ended: it no longer counts in its peer's
+    /// requests in flight, and a request waiting for a peer may take its
+    /// place.
+    pub(super) fn end_attempt(&mut self) {
+        // The guard drops with this statement, before anyone is woken.
+        let ended = self.in_flight.take().is_some();
+        if let (true, Some(upstream)) = (ended, &self.upstream) {
+            upstream.slot_freed();
+        }
+    }
+
     /// Passive health and metrics: the current peer failed this request.
     pub(super) fn peer_failed(&mut self, error: &Error) {
         self.timed_out = is_timeout(error);
@@ -156,6 +190,7 @@ impl RequestContext {
 
 impl Drop for RequestContext {
     fn drop(&mut self) {
+        self.end_attempt();
         if let Some(upstream) = &self.upstream {
             upstream.metrics.request_finished();
         }

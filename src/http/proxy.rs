@@ -33,13 +33,15 @@ use crate::listen::stream::{ClientStream, Framing};
 use crate::live::Live;
 use crate::metrics::UpstreamErrorKind;
 use crate::peer::latency::Tick;
+use crate::peer::{InFlight, Member};
 use crate::request::admission::content_length;
 use crate::request::hash_key;
 use crate::request::request_id::{self, X_REQUEST_ID};
 use crate::resources::is_exhausted;
 use crate::routing::matcher::RequestView;
 use crate::routing::Action;
-use crate::upstream::TriedPeers;
+use crate::upstream::overload::{Acquire, Waited};
+use crate::upstream::{TriedPeers, Upstream};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{header, HeaderValue};
@@ -49,7 +51,7 @@ use pingora_error::{Error, ErrorSource, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// The pool group of connections made for a retry on a fresh connection:
 /// none of them is ever pooled (the retry says `Connection: close`), so a
@@ -234,6 +236,76 @@ fn loggable(target: &[u8]) -> String {
         text.push_str("...");
     }
     text
+}
+
+/// A peer for a request with hash key `key` that has tried `tried`,
+/// counted in flight there from `now` (`max_requests` permitting).
+fn look_for_peer<'a>(
+    upstream: &'a Upstream,
+    key: &[u8],
+    tried: TriedPeers,
+    now: Tick,
+) -> Acquire<(&'a Arc<Member>, InFlight)> {
+    let limit = upstream.policy.limits.max_requests;
+    match upstream.select(key, tried) {
+        Some(member) => match member.peer.start_request_within(limit, now) {
+            Some(in_flight) => Acquire::Got((member, in_flight)),
+            None => {
+                // Another request took the last slot; this one's count is
+                // back down.
+                upstream.slot_freed();
+                Acquire::Full
+            }
+        },
+        None if upstream.policy.limits.limits_peers() && upstream.has_untried_peer(tried) => {
+            Acquire::Full
+        }
+        None => Acquire::NoPeer,
+    }
+}
+
+/// A peer for a request that found every peer it may go to at
+/// `max_requests` (see [`look_for_peer`]): after one more look (a count a
+/// racing request has just raised may be down again), a wait in the
+/// upstream's queue, at most `queue.timeout` and the `budget_left` of the
+/// request's time. Without a queue, or with a full one, a 503 (504 when
+/// the request's time runs out); `None` when no peer may take it any more.
+async fn wait_for_peer<'a>(
+    upstream: &'a Upstream,
+    key: &[u8],
+    tried: TriedPeers,
+    budget_left: Duration,
+) -> Result<Option<(&'a Arc<Member>, InFlight)>> {
+    match look_for_peer(upstream, key, tried, Tick::now()) {
+        Acquire::Got(picked) => return Ok(Some(picked)),
+        Acquire::NoPeer => return Ok(None),
+        Acquire::Full => {}
+    }
+    let Some(queue) = &upstream.policy.limits.queue else {
+        if tried != TriedPeers::NONE {
+            // A retry with nowhere to go: the request ends with the error
+            // it had.
+            return Ok(None);
+        }
+        return Error::e_explain(ErrorType::HTTPStatus(503), "every peer is at max_requests");
+    };
+    let look = || look_for_peer(upstream, key, tried, Tick::now());
+    match upstream.overload.wait_for(queue, budget_left, look).await {
+        Waited::Got(picked) => Ok(Some(picked)),
+        Waited::NoPeer => Ok(None),
+        Waited::QueueFull => Error::e_explain(
+            ErrorType::HTTPStatus(503),
+            "every peer is at max_requests and the queue is full",
+        ),
+        Waited::TimedOut => Error::e_explain(
+            ErrorType::HTTPStatus(503),
+            "every peer is at max_requests (waited queue.timeout)",
+        ),
+        Waited::OutOfTime => Error::e_explain(
+            ErrorType::HTTPStatus(504),
+            "the request ran out of time (timeouts.request) waiting for a peer",
+        ),
+    }
 }
 
 /// What `request_filter` decided about a request, before it answers.
@@ -469,6 +541,12 @@ impl ProxyHttp for Balancer {
         session: &mut Session,
         ctx: &mut RequestContext,
     ) -> Result<Box<HttpPeer>> {
+        let fresh = std::mem::take(&mut ctx.fresh_connection);
+        if !fresh {
+            // The previous attempt, if any, is over (a retry on a fresh
+            // connection keeps its peer and its slot there).
+            ctx.end_attempt();
+        }
         let Some(upstream) = ctx.upstream.as_ref() else {
             return Error::e_explain(ErrorType::InternalError, "request was not routed");
         };
@@ -476,8 +554,9 @@ impl ProxyHttp for Balancer {
         if remaining.is_zero() {
             return Error::e_explain(ErrorType::HTTPStatus(504), "the request ran out of time");
         }
-        let fresh = std::mem::take(&mut ctx.fresh_connection);
+        let mut now = Instant::now();
         let peer = match (&ctx.peer, fresh) {
+            // The same peer again, in the same slot of its requests in flight.
             (Some(peer), true) => Arc::clone(peer),
             _ => {
                 let mut buffer = [0u8; 16];
@@ -486,7 +565,16 @@ impl ProxyHttp for Balancer {
                     Some(key) => hash_key::of(key, session.req_header(), client, &mut buffer),
                     None => b"",
                 };
-                let Some(peer) = upstream.select(key, ctx.tried) else {
+                let picked = match look_for_peer(upstream, key, ctx.tried, Tick::at(now)) {
+                    Acquire::Got(picked) => Some(picked),
+                    Acquire::NoPeer => None,
+                    Acquire::Full => {
+                        let waited = wait_for_peer(upstream, key, ctx.tried, remaining).await?;
+                        now = Instant::now();
+                        waited
+                    }
+                };
+                let Some((peer, in_flight)) = picked else {
                     let (code, why) = match (ctx.attempts, ctx.timed_out) {
                         (0, _) => (503, "no peer is up"),
                         (_, true) => (504, "every peer tried timed out"),
@@ -496,6 +584,7 @@ impl ProxyHttp for Balancer {
                 };
                 ctx.tried.add(peer.index);
                 ctx.attempts += 1;
+                ctx.in_flight = Some(in_flight);
                 Arc::clone(peer)
             }
         };
@@ -521,8 +610,6 @@ impl ProxyHttp for Balancer {
             stream.set_budget(Some(tokio::time::Instant::from_std(deadline)));
         }
         ctx.response_started = false;
-        let now = Instant::now();
-        ctx.in_flight = Some(peer.peer.start_request(Tick::at(now)));
         ctx.peer = Some(peer);
         ctx.peer_chosen_at = Some(now);
         Ok(http_peer)
@@ -612,8 +699,8 @@ impl ProxyHttp for Balancer {
             && session.req_header().method.is_idempotent()
             && !session.as_ref().retry_buffer_truncated()
             && ctx.may_try_again()
-            && upstream.has_untried_peer(ctx.tried);
-        if retry {
+            && upstream.has_peer_for_retry(ctx.tried);
+        if retry && ctx.within_retry_budget() {
             // This answer is dropped; error_while_proxy sends the request on
             // to another peer.
             ctx.retrying_status = true;
@@ -668,7 +755,7 @@ impl ProxyHttp for Balancer {
         }
         ctx.peer_failed(&e);
         // Nothing of the request was sent: any method may go elsewhere.
-        e.set_retry(ctx.may_try_again());
+        e.set_retry(ctx.may_try_again() && ctx.within_retry_budget());
         e
     }
 
@@ -732,13 +819,19 @@ impl ProxyHttp for Balancer {
                 e.set_retry(true);
                 return e;
             }
-            e.set_retry(method_may_repeat && body_kept && ctx.may_try_again());
+            e.set_retry(
+                method_may_repeat && body_kept && ctx.may_try_again() && ctx.within_retry_budget(),
+            );
             return e;
         }
         ctx.peer_failed(&e);
         // Once the peer answered, for a method that must not run twice, or
         // with a body too long to replay, the failure is final.
-        let retry = !ctx.response_started && method_may_repeat && body_kept && ctx.may_try_again();
+        let retry = !ctx.response_started
+            && method_may_repeat
+            && body_kept
+            && ctx.may_try_again()
+            && ctx.within_retry_budget();
         e.set_retry(retry);
         e
     }
@@ -761,6 +854,10 @@ impl ProxyHttp for Balancer {
             );
         }
         if code > 0 {
+            // Pingora closes the connection after a failure to proxy: the
+            // answer says so, or a keep-alive client would send its next
+            // request into the closing connection (and see it reset).
+            session.set_keepalive(None);
             let detail = failure::detail_of(e);
             let request_id = ctx.request_id.as_ref();
             let sent = respond::plain_error(session, code, detail.as_deref(), request_id).await;

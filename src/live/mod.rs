@@ -30,6 +30,7 @@ use crate::request::admission::Admission;
 use crate::request::forwarding::Forwarding;
 use crate::routing::RouteTable;
 use crate::upstream::discovery::Discovered;
+use crate::upstream::overload::OverloadState;
 use crate::upstream::{Carryover, Upstream};
 use arc_swap::ArcSwap;
 use changes::{Changes, ReloadError};
@@ -118,6 +119,7 @@ impl Registry {
 struct Carried {
     peers: HashMap<(String, SocketAddr), Weak<Peer>>,
     upstream_metrics: HashMap<String, Weak<UpstreamMetrics>>,
+    overload: HashMap<String, Weak<OverloadState>>,
     /// By route and upstream.
     route_upstream_metrics: HashMap<(String, String), Weak<RouteUpstreamMetrics>>,
     /// By route, upstream and peer address.
@@ -168,6 +170,12 @@ impl Carryover for Carried {
         })
     }
 
+    fn overload(&mut self, upstream: &str) -> Arc<OverloadState> {
+        carry(&mut self.overload, upstream.to_string(), || {
+            OverloadState::new(upstream)
+        })
+    }
+
     fn route_upstream_metrics(&mut self, route: &str, upstream: &str) -> Arc<RouteUpstreamMetrics> {
         let key = (route.to_string(), upstream.to_string());
         carry(&mut self.route_upstream_metrics, key, || {
@@ -213,6 +221,7 @@ impl Carried {
     fn prune(&mut self) {
         self.peers.retain(|_, peer| peer.strong_count() > 0);
         self.upstream_metrics.retain(|_, m| m.strong_count() > 0);
+        self.overload.retain(|_, o| o.strong_count() > 0);
         self.route_upstream_metrics
             .retain(|_, m| m.strong_count() > 0);
         self.route_peer_requests.retain(|_, m| m.strong_count() > 0);

@@ -11,6 +11,7 @@
 
 pub mod access_log;
 pub mod dns;
+pub mod overload;
 
 use pingora_error::{Error, ErrorType};
 use prometheus::{
@@ -469,6 +470,12 @@ impl UpstreamMetrics {
     /// A request routed here has ended.
     pub fn request_finished(&self) {
         self.in_flight.dec();
+    }
+
+    /// Requests routed here that have not ended (what a retry budget is a
+    /// share of).
+    pub fn requests_in_flight(&self) -> usize {
+        usize::try_from(self.in_flight.get()).unwrap_or(0)
     }
 }
 

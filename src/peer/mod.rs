@@ -135,6 +135,27 @@ impl Peer {
         InFlight(Arc::clone(self))
     }
 
+    /// Count a request as in flight on this peer, as [`Self::start_request`]
+    /// does, unless `limit` are in flight already (`usize::MAX`: no limit).
+    ///
+    /// The count goes up first and is read after: of requests racing for
+    /// the last slot, none gets past the limit (each may see the others
+    /// and give up, in which case the caller looks again).
+    #[inline]
+    pub fn start_request_within(self: &Arc<Self>, limit: usize, now: Tick) -> Option<InFlight> {
+        if limit == usize::MAX {
+            return Some(self.start_request(now));
+        }
+        self.metrics.request_started();
+        if self.in_flight() > limit {
+            // Given back before the latency estimate saw anything.
+            self.metrics.request_finished();
+            return None;
+        }
+        self.latency.sent(now);
+        Some(InFlight(Arc::clone(self)))
+    }
+
     /// Requests this peer has answered.
     pub fn requests_served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)

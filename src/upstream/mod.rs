@@ -8,6 +8,7 @@
 //! routes to them) comes from a [`Carryover`].
 
 pub mod discovery;
+pub mod overload;
 pub mod selection;
 
 use crate::config::{Algorithm, HashKey, PeerTarget, StatusCode, UpstreamConfig};
@@ -15,6 +16,7 @@ use crate::metrics::{RouteUpstreamMetrics, StatusCounters, UpstreamMetrics};
 use crate::peer::probe::Prober;
 use crate::peer::{Listing, Member, Peer, PeerTable};
 use discovery::{Discovered, NameCell};
+use overload::{Limits, OverloadState};
 use pingora_error::Result;
 use selection::{Eligible, PeerGroup};
 use std::net::SocketAddr;
@@ -29,6 +31,9 @@ pub trait Carryover {
     fn peer(&mut self, upstream: &str, addr: SocketAddr) -> Arc<Peer>;
     /// The metric handles of `upstream`: the existing ones, or new ones.
     fn upstream_metrics(&mut self, upstream: &str) -> Arc<UpstreamMetrics>;
+    /// The overload state of `upstream` (its queue, its retries in
+    /// flight): the existing one, or a new one.
+    fn overload(&mut self, upstream: &str) -> Arc<OverloadState>;
     /// The metric handles of the requests the route `route` sends to
     /// `upstream`: the existing ones, or new ones.
     fn route_upstream_metrics(&mut self, route: &str, upstream: &str) -> Arc<RouteUpstreamMetrics>;
@@ -58,6 +63,8 @@ pub struct Upstream {
     primary: Option<PeerGroup>,
     backup: Option<PeerGroup>,
     pub metrics: Arc<UpstreamMetrics>,
+    /// Who waits for a peer, and the retries in flight.
+    pub overload: Arc<OverloadState>,
     pub policy: RequestPolicy,
     /// The active probe of the peers.
     pub prober: Prober,
@@ -78,6 +85,8 @@ pub struct RequestPolicy {
     pub max_fails: u32,
     pub fail_on_status: Vec<StatusCode>,
     pub fail_open: bool,
+    /// `max_requests`, `queue`, `retry_budget`.
+    pub limits: Limits,
 }
 
 impl RequestPolicy {
@@ -131,6 +140,9 @@ impl Upstream {
             .names()
             .map(|n| discovered.status(name, n))
             .collect();
+        let limits = Limits::of(config);
+        let overload = carryover.overload(name);
+        overload.export(&limits);
 
         Ok(Upstream {
             name: name.to_string(),
@@ -140,6 +152,7 @@ impl Upstream {
             primary,
             backup,
             metrics: carryover.upstream_metrics(name),
+            overload,
             prober: Prober::new(&config.health_check)?,
             names,
             policy: RequestPolicy {
@@ -150,6 +163,7 @@ impl Upstream {
                 max_fails: config.passive_health.max_fails.0,
                 fail_on_status: config.passive_health.fail_on_status.clone(),
                 fail_open: config.fail_open,
+                limits,
             },
             peers,
         })
@@ -159,10 +173,19 @@ impl Upstream {
     /// bit per peer index) nor one an operator took out of rotation
     /// (draining, disabled): an UP primary peer, else (only while no primary
     /// is up) an UP backup peer, else, with `fail_open`, any untried peer,
-    /// else none.
+    /// else none. With `max_requests`, never a full peer: none while every
+    /// peer it may go to is full (see [`Self::has_untried_peer`]).
     pub fn select<'a>(&'a self, key: &[u8], tried: TriedPeers) -> Option<&'a Arc<Member>> {
+        if self.policy.limits.limits_peers() {
+            return self.select_below_limit(key, tried);
+        }
         let choose = |group: &'a Option<PeerGroup>, require_up: bool| {
-            group.as_ref()?.select(key, Eligible { tried, require_up })
+            let eligible = Eligible {
+                tried,
+                require_up,
+                max_in_flight: usize::MAX,
+            };
+            group.as_ref()?.select(key, eligible)
         };
         choose(&self.primary, true)
             .or_else(|| choose(&self.backup, true))
@@ -173,14 +196,69 @@ impl Upstream {
             })
     }
 
-    /// Whether [`Self::select`] would find a peer outside `tried`, without
-    /// selecting one (selection moves the round-robin position).
+    /// [`Self::select`] with `max_requests`: the group is chosen as
+    /// without a limit (full primaries do not send requests to the backups,
+    /// nor full UP peers to DOWN ones under `fail_open`), then a peer below
+    /// the limit within it.
+    fn select_below_limit<'a>(&'a self, key: &[u8], tried: TriedPeers) -> Option<&'a Arc<Member>> {
+        let fail_open = self.policy.fail_open;
+        let groups = [
+            (&self.primary, true),
+            (&self.backup, true),
+            (&self.primary, !fail_open),
+            (&self.backup, !fail_open),
+        ];
+        for (group, require_up) in groups {
+            let Some(group) = group else { continue };
+            let eligible = Eligible {
+                tried,
+                require_up,
+                max_in_flight: self.policy.limits.max_requests,
+            };
+            if group.accepts_any(eligible.at_any_load()) {
+                return group.select(key, eligible);
+            }
+        }
+        None
+    }
+
+    /// Whether [`Self::select`] would find a peer outside `tried` if no
+    /// peer were full, without selecting one (selection moves the
+    /// round-robin position).
     pub fn has_untried_peer(&self, tried: TriedPeers) -> bool {
+        self.has_peer_outside(tried, usize::MAX)
+    }
+
+    /// Whether a retry of a request that has tried `tried` has somewhere to
+    /// go: an untried peer below `max_requests`, or, with a queue (where
+    /// the retry waits), any untried peer.
+    pub fn has_peer_for_retry(&self, tried: TriedPeers) -> bool {
+        let limits = &self.policy.limits;
+        let max_in_flight = match limits.queue {
+            Some(_) => usize::MAX,
+            None => limits.max_requests,
+        };
+        self.has_peer_outside(tried, max_in_flight)
+    }
+
+    /// Whether a peer outside `tried` with fewer than `max_in_flight`
+    /// requests in flight could take a request.
+    fn has_peer_outside(&self, tried: TriedPeers, max_in_flight: usize) -> bool {
         let eligible = Eligible {
             tried,
             require_up: !self.policy.fail_open,
+            max_in_flight,
         };
         self.peers.iter().any(|m| eligible.accepts(m))
+    }
+
+    /// A request in flight on one of the peers has ended: with a queue,
+    /// a request waiting for a peer may take its place.
+    #[inline]
+    pub fn slot_freed(&self) {
+        if self.policy.limits.queue.is_some() {
+            self.overload.slot_freed();
+        }
     }
 
     /// The primary peers, in config order.

@@ -38,16 +38,34 @@ pub struct Eligible {
     pub tried: TriedPeers,
     /// Only UP peers (`false` only for `fail_open`, with no peer UP).
     pub require_up: bool,
+    /// Only peers with fewer requests in flight (`max_requests`);
+    /// `usize::MAX`: any.
+    pub max_in_flight: usize,
 }
 
 impl Eligible {
     /// Whether the request may go to `member`: not tried yet, in rotation
-    /// (not drained or disabled by an operator) and, if required, UP.
+    /// (not drained or disabled by an operator), if required UP, and below
+    /// the limit of requests in flight, if any. (The count may move between
+    /// this look and the request's start: [`Peer::start_request_within`]
+    /// settles it.)
+    ///
+    /// [`Peer::start_request_within`]: crate::peer::Peer::start_request_within
     #[inline]
     pub fn accepts(self, member: &Member) -> bool {
         !self.tried.contains(member.index)
             && member.peer.in_rotation()
             && (!self.require_up || member.peer.health.is_up())
+            && (self.max_in_flight == usize::MAX || member.peer.in_flight() < self.max_in_flight)
+    }
+
+    /// The same, whatever the peers have in flight.
+    #[inline]
+    pub fn at_any_load(self) -> Eligible {
+        Eligible {
+            max_in_flight: usize::MAX,
+            ..self
+        }
     }
 }
 
@@ -96,6 +114,11 @@ impl PeerGroup {
         })
     }
 
+    /// Whether `eligible` accepts a member of this group.
+    pub fn accepts_any(&self, eligible: Eligible) -> bool {
+        self.members.iter().any(|m| eligible.accepts(m))
+    }
+
     /// The member for a request with hash key `key` that `eligible`
     /// accepts, if any.
     #[inline]
@@ -135,6 +158,31 @@ mod tests {
     }
 
     #[test]
+    fn no_picker_chooses_a_peer_at_max_in_flight() {
+        let group = group("unit-full", &[1, 1, 1]);
+        let below_two = Eligible {
+            max_in_flight: 2,
+            ..ANY_UP
+        };
+        let _busy = in_flight(&group, &[2, 0, 3]);
+        for algorithm in EVERY_ALGORITHM {
+            let selector = PeerGroup::new(&settings(algorithm), group.clone()).expect("members");
+            let seen = picks(selector.selector.as_ref(), &group, below_two, 50);
+            assert!(seen.iter().all(|&i| i == 1), "{algorithm:?}: {seen:?}");
+        }
+        let _full = in_flight(&group[1..2], &[2]);
+        for algorithm in EVERY_ALGORITHM {
+            let selector = PeerGroup::new(&settings(algorithm), group.clone()).expect("members");
+            assert!(
+                selector.select(b"key", below_two).is_none(),
+                "{algorithm:?}"
+            );
+            let any_load = below_two.at_any_load();
+            assert!(selector.select(b"key", any_load).is_some(), "{algorithm:?}");
+        }
+    }
+
+    #[test]
     fn no_picker_chooses_a_tried_drained_or_down_peer() {
         for weights in [[1, 1, 1, 1], [1, 2, 1, 3]] {
             let group = group(&format!("unit-eligible-{}", weights[1]), &weights);
@@ -143,10 +191,7 @@ mod tests {
             group[1].peer.set_admin_state(AdminState::Draining);
             let mut tried = TriedPeers::NONE;
             tried.add(0);
-            let eligible = Eligible {
-                tried,
-                require_up: true,
-            };
+            let eligible = Eligible { tried, ..ANY_UP };
             for algorithm in EVERY_ALGORITHM {
                 let selector =
                     PeerGroup::new(&settings(algorithm), group.clone()).expect("members");

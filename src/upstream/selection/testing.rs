@@ -45,6 +45,7 @@ pub fn in_flight(group: &[Arc<Member>], counts: &[usize]) -> Vec<InFlight> {
 pub const ANY_UP: Eligible = Eligible {
     tried: TriedPeers::NONE,
     require_up: true,
+    max_in_flight: usize::MAX,
 };
 
 /// The member index of each of `n` picks, the i-th for the hash key `i`
