@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_build_deps
-ensure_packages nginx:nginx haproxy:haproxy wrk:wrk gnuplot:gnuplot-nox valgrind:valgrind
+ensure_packages nginx:nginx haproxy:haproxy wrk:wrk h2load:nghttp2-client gnuplot:gnuplot-nox valgrind:valgrind
 ./scripts/build.sh
 # The benchmark's Pingora baseline (bench/bench.py): the dist profile without
 # PGO, in a target directory of its own so that the shipped build stays as it is.

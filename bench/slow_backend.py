@@ -4,8 +4,10 @@ load pays. Three demo backends (examples/backend.rs, /api/data), two
 answering in 5 ms and one in 100 ms, then all three in 5 ms (what each
 algorithm costs when there is nothing to avoid); switchyard with each of its
 algorithms, nginx with round robin and `least_conn`, HAProxy with
-`roundrobin`, `leastconn` and `random(2)`; wrk with 32 connections, the
-balancers in alternating rounds. Per balancer: requests/s, p50, p99 and the
+`roundrobin`, `leastconn` and `random(2)`; h2load (HTTP/1.1) with 32
+connections, the balancers in alternating rounds. Not wrk: its latency
+percentiles are wrong when slow and fast responses mix on a connection
+(see load.py). Per balancer: requests/s, p50, p99 and the
 share of the requests the slow backend answered, counted exactly by the
 backends' own request counters (their /metrics) before and after each run.
 
@@ -21,7 +23,7 @@ import urllib.request
 from balancers import (DEMO_BACKEND, accepts_algorithm, haproxy_command, home_of, nginx_command,
                        start_balancers, switchyard_command)
 from launch import Processes, free_port, start_backends
-from load import wrk
+from load import h2load
 from report import ROOT, gnuplot, markdown_table, median
 
 ALGORITHMS = ("round_robin", "random", "least_conn", "least_request", "ewma")
@@ -82,7 +84,7 @@ def run_condition(workdir, condition, delays, args):
         for round_no in range(args.rounds):
             for name, (port, _) in balancers.items():
                 before = served(ports)
-                result = wrk(port, CONNECTIONS, args.duration, PATH)
+                result = h2load(port, CONNECTIONS, args.duration, PATH)
                 time.sleep(SETTLE_S)
                 counts = [after - was for after, was in zip(served(ports), before)]
                 result["slow_share"] = counts[SLOW] / max(sum(counts), 1)
@@ -152,8 +154,9 @@ def report(results, args):
         "",
         f"Measured by `./bench/run.sh --section slow` on {time.strftime('%Y-%m-%d')}: three demo backends "
         f"(examples/backend.rs, `{PATH}`), two answering in {fast} ms and one (b3) in {slow} ms, then all three in "
-        f"{fast} ms; {args.rounds} rounds of {args.duration} s per balancer, alternating, wrk with {CONNECTIONS} "
-        f"keep-alive connections, {args.workers} worker(s) per balancer. Medians over rounds. Slow share: the "
+        f"{fast} ms; {args.rounds} rounds of {args.duration} s per balancer, alternating, h2load (HTTP/1.1) with "
+        f"{CONNECTIONS} keep-alive connections (not wrk: its latency percentiles are wrong when 5 ms and 100 ms "
+        "responses mix on a connection; h2load logs each request's time), {args.workers} worker(s) per balancer. Medians over rounds. Slow share: the "
         "requests b3 answered, by the backends' own counters. No balancer's health checks take b3 out (switchyard "
         "probes /api/status, HAProxy connects, nginx has only passive checks): each has to see the slowness "
         "through its algorithm. `switchyard-ALGORITHM` is switchyard with that `algorithm`; nginx and HAProxy "
@@ -179,7 +182,7 @@ def plot(results):
             f"{healthy[name]['p99']*1e3:.2f}" for name in slow if name in healthy]
     script = f"""set terminal pngcairo noenhanced size 1200,600
 set output '{ROOT / "bench/results-slow.png"}'
-set multiplot layout 1,2 title 'One slow backend: two at 5 ms, one at 100 ms (and all three at 5 ms); wrk, 32 connections'
+set multiplot layout 1,2 title 'One slow backend: two at 5 ms, one at 100 ms (and all three at 5 ms); h2load, 32 connections'
 set style data histogram
 set style histogram cluster gap 1
 set style fill solid 0.8 border -1

@@ -9,7 +9,7 @@ ensure_build_deps
 # promtool check the monitoring files; Chromium renders the status page.
 ensure_packages systemd-analyze:systemd prometheus:prometheus promtool:prometheus chromium:chromium
 # The benchmark's smoke run needs its peers and tools.
-ensure_packages nginx:nginx haproxy:haproxy wrk:wrk gnuplot:gnuplot-nox valgrind:valgrind
+ensure_packages nginx:nginx haproxy:haproxy wrk:wrk h2load:nghttp2-client gnuplot:gnuplot-nox valgrind:valgrind
 
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
