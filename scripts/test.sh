@@ -22,7 +22,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 cargo test --release 2>&1 | tee "$results"
-# The benchmark still runs (a few seconds; no thresholds: it is not a test).
+# The benchmark still runs (about a minute; no thresholds: it is not a test).
 python3 bench/bench.py --smoke
 # One closing line for the whole suite.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$results"
