@@ -101,7 +101,7 @@ fn average_latency(group: &[Arc<Member>], now: Tick) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{group, in_flight, picks, times, ANY_UP};
+    use super::super::testing::{assert_shares, group, in_flight, picks, times, ANY_UP};
     use super::*;
     use std::time::Duration;
 
@@ -148,10 +148,7 @@ mod tests {
         answered(&group, &[Some(5), Some(19), Some(12)]);
         let selector = Ewma::new(&group);
         let seen = picks(&selector, &group, ANY_UP, 4000);
-        let shares = [0, 1, 2].map(|i| times(&seen, i));
-        for (share, expected) in shares.into_iter().zip([1000, 2000, 1000]) {
-            assert!(share.abs_diff(expected) <= 10, "{shares:?}");
-        }
+        assert_shares(&seen, &[1000, 2000, 1000]);
         // Twenty times 10 ms: a twentieth of its share.
         answered(&group, &[None, None, Some(200)]);
         let seen = picks(&selector, &group, ANY_UP, 3000);

@@ -145,7 +145,7 @@ impl PeerSelector for LeastRequest {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{group, in_flight, picks, times, ANY_UP};
+    use super::super::testing::{assert_shares, group, in_flight, picks, times, ANY_UP};
     use super::*;
 
     #[test]
@@ -194,14 +194,10 @@ mod tests {
         let selector = LeastRequest::new(&group);
         assert!(!selector.equal_weights);
         let seen = picks(&selector, &group, ANY_UP, 4000);
-        let shares = [0, 1, 2].map(|i| times(&seen, i));
-        for (share, expected) in shares.into_iter().zip([1000, 2000, 1000]) {
-            assert!(share.abs_diff(expected) <= 10, "{shares:?}");
-        }
+        assert_shares(&seen, &[1000, 2000, 1000]);
         // One in flight on the weight-2 peer halves its share: 1:1:1.
         let _busy = in_flight(&group, &[0, 1, 0]);
         let seen = picks(&selector, &group, ANY_UP, 3000);
-        let shares = [0, 1, 2].map(|i| times(&seen, i));
-        assert!(shares.iter().all(|s| s.abs_diff(1000) <= 10), "{shares:?}");
+        assert_shares(&seen, &[1000, 1000, 1000]);
     }
 }

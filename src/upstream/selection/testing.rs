@@ -69,3 +69,14 @@ pub fn picks(
 pub fn times(picks: &[usize], index: usize) -> usize {
     picks.iter().filter(|&&p| p == index).count()
 }
+
+/// Asserts that member `i` has `expected[i]` of `picks`, within 10.
+pub fn assert_shares(picks: &[usize], expected: &[usize]) {
+    let shares: Vec<usize> = (0..expected.len()).map(|i| times(picks, i)).collect();
+    for (share, expected) in shares.iter().zip(expected) {
+        assert!(
+            share.abs_diff(*expected) <= 10,
+            "{shares:?}, not {expected:?} ± 10"
+        );
+    }
+}
