@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod balancer;
+pub mod certs;
 pub mod client;
 pub mod config;
 pub mod dns;
@@ -18,6 +19,7 @@ pub mod scrape;
 
 pub use backend::Backend;
 pub use balancer::{Balancer, Daemon, Site};
+pub use certs::{CertFiles, TestCa};
 pub use client::{count, cut_off_after, exchange, get, status_line, try_get, Client};
 pub use config::{server_section, single_peer, upstream_section};
 pub use dns::DnsServer;
