@@ -31,7 +31,10 @@ ensure_packages() {
     return "$status"
 }
 
-# What building Pingora needs: cmake and a C/C++ toolchain for zlib-ng.
+# What building Pingora needs: cmake and a C/C++ toolchain for zlib-ng, and
+# the system's OpenSSL headers for TLS (libssl-dev has no command to look
+# for: pkg-config knows whether it is there).
 ensure_build_deps() {
-    ensure_packages cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ make:make
+    ensure_packages cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ make:make || return 1
+    pkg-config --exists openssl 2>/dev/null || ensure_packages libssl-dev-is-missing:libssl-dev
 }

@@ -7,7 +7,7 @@ source scripts/deps.sh
 ensure_build_deps
 # systemd-analyze checks the unit file in conf/systemd; Prometheus and
 # promtool check the monitoring files; Chromium renders the status page.
-ensure_packages systemd-analyze:systemd prometheus:prometheus promtool:prometheus chromium:chromium
+ensure_packages systemd-analyze:systemd prometheus:prometheus promtool:prometheus chromium:chromium openssl:openssl curl:curl
 # The benchmark's smoke run needs its peers and tools.
 ensure_packages nginx:nginx haproxy:haproxy wrk:wrk h2load:nghttp2-client gnuplot:gnuplot-nox valgrind:valgrind
 
