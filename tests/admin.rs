@@ -132,7 +132,7 @@ fn operators_drain_disable_and_reweight_peers_under_load() {
     assert_eq!(status, 200);
     let yaml = yaml.as_str().expect("YAML text");
     let config = Config::parse(yaml, "GET /config").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-    assert_eq!(config.listen.0, balancer.listen);
+    assert_eq!(config.listen.first(), balancer.listen);
     assert_eq!(
         config.upstreams.0["backend"].retries.0, 2,
         "defaults are filled in"

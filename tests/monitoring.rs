@@ -4,9 +4,12 @@
 
 mod common;
 
-use common::{free_port, upstream_section, wait_until, Backend, Balancer, Load, Process};
+use common::{
+    free_port, upstream_section, wait_until, Backend, Balancer, Load, Process, Site, TestCa,
+};
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -236,8 +239,23 @@ fn every_dashboard_query_returns_data() {
         .map(|name| Backend::start(name, 5))
         .collect();
     let peers: Vec<String> = backends.iter().map(|b| b.addr.to_string()).collect();
-    // A slow probe, so the switched-off backend answers 500s for a while.
-    let balancer = Balancer::start(&upstream_section("backend", "round_robin", &peers, 2_000));
+    // A slow probe, so the switched-off backend answers 500s for a while; a
+    // TLS listener, for the certificate and handshake panels.
+    let certs = tempfile::tempdir().unwrap();
+    let cert = TestCa::new("monitoring CA").issue(certs.path(), "site", &["site.test"], 30);
+    let tls: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let listener = format!(
+        "  - {{ addr: \"{tls}\", tls: {{ certificates: [ {{ cert: {}, key: {} }} ] }} }}\n",
+        cert.cert.display(),
+        cert.key.display()
+    );
+    let upstreams = upstream_section("backend", "round_robin", &peers, 2_000);
+    let balancer = Balancer::start_site(Site::with_listeners(&upstreams, "", &listener));
+    let handshake = Command::new("curl")
+        .args(["-sk", "-o", "/dev/null", &format!("https://{tls}/api/data")])
+        .status()
+        .expect("curl");
+    assert!(handshake.success());
     let targets: Vec<(&str, String)> = backends
         .iter()
         .map(|b| (b.name.as_str(), b.addr.to_string()))

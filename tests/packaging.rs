@@ -159,7 +159,7 @@ fn the_dockerfile_builds_with_the_tested_build_and_exposes_the_default_ports() {
         *expose,
         format!(
             "EXPOSE {} {}",
-            default.listen.0.port(),
+            default.listen.first().port(),
             default.metrics.0.port()
         )
     );
@@ -181,7 +181,7 @@ fn compose_puts_the_balancer_in_front_of_three_backends() {
 
     let (config, _) = Config::load(Some(&config_path)).unwrap();
     let ports: Vec<&str> = strings(&balancer["ports"]);
-    for port in [config.listen.0.port(), config.metrics.0.port()] {
+    for port in [config.listen.first().port(), config.metrics.0.port()] {
         assert!(
             ports.contains(&format!("{port}:{port}").as_str()),
             "{port} not published"

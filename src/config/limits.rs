@@ -1,7 +1,9 @@
 //! What clients may send (`limits:`) and who may reach what (`deny:`,
 //! `status_allow:`).
 
-use super::scalar::{BufferSize, ByteCount, Cidr, ConnectionCount, HeaderCount, Interval, UrlPath};
+use super::scalar::{
+    BufferSize, ByteCount, Cidr, ConnectionCount, HeaderCount, Interval, StreamCount, UrlPath,
+};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -29,6 +31,10 @@ pub struct LimitsConfig {
     pub keepalive_timeout: Interval,
     /// Client connections served at once; more are closed on arrival.
     pub max_connections: ConnectionCount,
+    /// Requests (streams) one HTTP/2 client connection may have open at
+    /// once; a client resetting more than twice this many streams in a
+    /// second (rapid reset) is disconnected.
+    pub http2_max_streams: StreamCount,
 }
 
 impl Default for LimitsConfig {
@@ -42,6 +48,7 @@ impl Default for LimitsConfig {
             buffer_body_bytes: BufferSize(64 * 1024),
             keepalive_timeout: Interval(Duration::from_secs(60)),
             max_connections: ConnectionCount(10_000),
+            http2_max_streams: StreamCount(100),
         }
     }
 }

@@ -9,6 +9,7 @@ mod access_log;
 mod admin;
 mod hooks;
 mod limits;
+mod listen;
 mod peer;
 mod resolver;
 mod routes;
@@ -20,6 +21,7 @@ pub use access_log::{AccessLogConfig, AccessLogFormat, DEFAULT_BUFFER, STDERR_PA
 pub use admin::{AdminConfig, TOKEN_ENV};
 pub use hooks::{HookConfig, Hooks};
 pub use limits::{allowed, private_networks, DenyRule, EscapedSlashes, LimitsConfig};
+pub use listen::{CertificateFiles, ListenerConfig, Listeners, TlsConfig, TlsVersion};
 pub use peer::{PeerConfig, PeerList, PeerName, PeerTarget};
 pub use resolver::{Family, ResolverConfig, MIN_REFRESH};
 pub use routes::{
@@ -55,9 +57,9 @@ pub struct Config {
     /// Process settings (threads, pid file, upgrade socket, grace period).
     #[serde(default)]
     pub server: ServerSettings,
-    /// The proxy listener.
+    /// The proxy's listeners: one address, or a list (TLS, HTTP/2).
     #[serde(default = "default_listen")]
-    pub listen: Addr,
+    pub listen: Listeners,
     /// The Prometheus metrics listener.
     #[serde(default = "default_metrics")]
     pub metrics: Addr,
@@ -108,8 +110,11 @@ pub struct Config {
     pub upstreams: Upstreams,
 }
 
-fn default_listen() -> Addr {
-    Addr(SocketAddr::from(([0, 0, 0, 0], 8080)))
+fn default_listen() -> Listeners {
+    Listeners(vec![ListenerConfig::plain(SocketAddr::from((
+        [0, 0, 0, 0],
+        8080,
+    )))])
 }
 
 fn default_metrics() -> Addr {
@@ -185,22 +190,29 @@ impl Config {
                 )));
             }
         }
-        if config.listen == config.metrics {
+        config.listen.check().map_err(|(index, e)| {
+            let line = line_of_list_item(text, "listen", index);
+            error(format!("listen[{index}].{e}{line}"))
+        })?;
+        for (index, listener) in config.listen.0.iter_mut().enumerate() {
+            listener.at_line = line_of_list_item(text, "listen", index);
+        }
+        if config.listen.contains(config.metrics.0) {
             return Err(error(format!(
-                "metrics: {} is also the proxy `listen` address{}",
+                "metrics: {} is also a proxy `listen` address{}",
                 config.metrics.0,
                 line_of_top_level_key(text, "metrics")
             )));
         }
         if let Some(admin) = &config.admin {
             let line = line_of_top_level_key(text, "admin");
-            for (key, other) in [("listen", config.listen), ("metrics", config.metrics)] {
-                if admin.listen == other {
-                    return Err(error(format!(
-                        "admin.listen: {} is also the `{key}` address{line}",
-                        other.0
-                    )));
-                }
+            let taken = (config.listen.contains(admin.listen.0).then_some("listen"))
+                .or((admin.listen == config.metrics).then_some("metrics"));
+            if let Some(key) = taken {
+                return Err(error(format!(
+                    "admin.listen: {} is also the `{key}` address{line}",
+                    admin.listen.0
+                )));
             }
             admin
                 .check()
@@ -709,7 +721,7 @@ upstreams:
         let text = "listen: 127.0.0.1:1\nmetrics: 127.0.0.1:1\nupstreams:\n  a:\n    peers: [127.0.0.1:2]\n";
         assert_eq!(
             error_of(text),
-            "test.yaml: metrics: 127.0.0.1:1 is also the proxy `listen` address at line 2"
+            "test.yaml: metrics: 127.0.0.1:1 is also a proxy `listen` address at line 2"
         );
     }
 }

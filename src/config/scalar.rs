@@ -327,6 +327,10 @@ ranged_integer!(
     HeaderCount(usize), 1..=256, "a whole number from 1 to 256"
 );
 ranged_integer!(
+    /// Concurrent HTTP/2 streams on one client connection.
+    StreamCount(u32), 1..=10_000, "a whole number from 1 to 10000"
+);
+ranged_integer!(
     /// A number of client connections.
     ConnectionCount(usize), 1..=10_000_000, "a whole number from 1 to 10000000"
 );
@@ -591,6 +595,7 @@ deserialize_via_check!(
     FailCount,
     ByteCount,
     HeaderCount,
+    StreamCount,
     ConnectionCount,
     Addr,
     Interval,

@@ -35,7 +35,9 @@ use crate::metrics::UpstreamErrorKind;
 use crate::peer::latency::Tick;
 use crate::peer::{InFlight, Member};
 use crate::request::admission::content_length;
+use crate::request::forwarding::Origin;
 use crate::request::hash_key;
+use crate::request::https_redirect;
 use crate::request::request_id::{self, X_REQUEST_ID};
 use crate::resources::is_exhausted;
 use crate::routing::matcher::RequestView;
@@ -357,8 +359,12 @@ impl ProxyHttp for Balancer {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        ctx.origin = peer_ip.map(|ip| {
-            snapshot
+        let https = session
+            .digest()
+            .is_some_and(|digest| digest.ssl_digest.is_some());
+        ctx.origin = peer_ip.map(|ip| Origin {
+            https,
+            ..snapshot
                 .forwarding
                 .origin(ip, &session.req_header().headers)
         });
@@ -417,6 +423,31 @@ impl ProxyHttp for Balancer {
                     decision
                 }
             };
+        if snapshot.listeners.redirects && !matches!(admitted, Admitted::Refused(..)) {
+            let port = client_stream(session)
+                .and_then(|stream| snapshot.listeners.redirect_of(stream.listener()));
+            if let Some(port) = port {
+                let request = session.req_header();
+                let host = ctx
+                    .forward_host
+                    .as_ref()
+                    .or(request.headers.get(header::HOST));
+                let target = ctx.forward_target.as_deref().unwrap_or(request.raw_path());
+                let location =
+                    host.and_then(|host| https_redirect::location(host.as_bytes(), target, port));
+                return match location {
+                    Some(location) => {
+                        respond::redirect(session, 308, &location, request_id).await?;
+                        Ok(true)
+                    }
+                    None => {
+                        let detail = Some("a request to redirect to HTTPS needs a Host");
+                        respond::plain_error(session, 400, detail, request_id).await?;
+                        Ok(true)
+                    }
+                };
+            }
+        }
         let index = match admitted {
             Admitted::Refused(status, reason) => {
                 log::info!(

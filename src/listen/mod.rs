@@ -1,9 +1,13 @@
-//! Client connections, before HTTP: the connection cap, the stream that
-//! follows a connection request by request ([`stream::ClientStream`]: header
+//! Client connections, before HTTP: the listeners and their TLS, the
+//! connection cap and the handshake under it, the stream that follows a
+//! connection request by request ([`stream::ClientStream`]: header
 //! deadlines, chunked framing checks, the request budget), and graceful
 //! draining.
 
 pub mod chunked;
 pub mod drain;
 pub mod guard;
+pub mod h2_frames;
+pub mod listeners;
 pub mod stream;
+pub mod tls;

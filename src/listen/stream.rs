@@ -28,11 +28,15 @@
 //! what it sets are atomics that the next read picks up, so nothing locks.
 
 use super::chunked::{ChunkedCheck, Progress};
+use super::h2_frames::FrameWatch;
 use async_trait::async_trait;
 use pingora_core::protocols::raw_connect::ProxyDigest;
+use pingora_core::protocols::tls::SslDigest;
+use pingora_core::protocols::ALPN;
 use pingora_core::protocols::{GetProxyDigest, GetSocketDigest, GetTimingDigest, IO};
 use pingora_core::protocols::{Peek, Shutdown, SocketDigest, Ssl, Stream, TimingDigest};
 use pingora_core::protocols::{UniqueID, UniqueIDType};
+use pingora_core::tls::ssl::SslRef;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -184,13 +188,20 @@ pub struct ClientStream {
     /// The request budget's timer, and the deadline it is set for.
     budget_timer: Option<(Pin<Box<Sleep>>, Instant)>,
     control: Control,
+    /// An HTTP/2 connection: its frames are watched instead of HTTP/1
+    /// requests (see `h2_frames`).
+    http2: Option<Box<FrameWatch>>,
+    /// HTTP/2 by prior knowledge (h2c), which Pingora takes for ALPN `h2`.
+    prior_knowledge: bool,
+    /// The listener it arrived on (its `listen` index).
+    listener: usize,
 }
 
 impl ClientStream {
-    /// A new client connection, whose first request header must be complete
-    /// within `header_timeout` from now.
-    pub fn new(inner: Stream, header_timeout: Duration) -> Self {
-        let deadline = Instant::now() + header_timeout;
+    /// A new HTTP/1 client connection whose first request header must be
+    /// complete by `deadline` (a TLS handshake may have used some of its
+    /// `header_timeout`).
+    pub fn until(inner: Stream, header_timeout: Duration, deadline: Instant) -> Self {
         ClientStream {
             inner,
             phase: Phase::next_header(),
@@ -206,7 +217,68 @@ impl ClientStream {
                 tunnel: AtomicBool::new(false),
                 restart_header: AtomicBool::new(false),
             },
+            http2: None,
+            prior_knowledge: false,
+            listener: 0,
         }
+    }
+
+    /// It arrived on listener `index` (of `listen`).
+    pub fn on_listener(mut self, index: usize) -> Self {
+        self.listener = index;
+        self
+    }
+
+    /// The listener it arrived on (its `listen` index).
+    pub fn listener(&self) -> usize {
+        self.listener
+    }
+
+    /// A new HTTP/2 client connection (by ALPN, or by `prior_knowledge`),
+    /// watched by `watch`; its first header block must be complete by
+    /// `deadline`.
+    pub fn http2(
+        inner: Stream,
+        header_timeout: Duration,
+        deadline: Instant,
+        watch: FrameWatch,
+        prior_knowledge: bool,
+    ) -> Self {
+        let mut stream = Self::until(inner, header_timeout, deadline);
+        stream.phase = Phase::Tunnel;
+        stream.http2 = Some(Box::new(watch));
+        stream.prior_knowledge = prior_knowledge;
+        stream
+    }
+
+    /// An HTTP/2 read: the bytes pass untouched, their frames watched.
+    fn poll_read_http2(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        let Some(watch) = self.http2.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        if let Err(abuse) = watch.feed(&buf.filled()[before..]) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                abuse.describe(),
+            )));
+        }
+        if watch.in_header_block() {
+            if !self.header_armed {
+                self.arm_header_deadline();
+            }
+        } else if watch.blocks_done > 0 {
+            self.header_armed = false;
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// The `ClientStream` under a Pingora stream, if it is one.
@@ -384,6 +456,9 @@ impl AsyncRead for ClientStream {
         if let Some(error) = this.poll_deadlines(cx) {
             return Poll::Ready(Err(error));
         }
+        if this.http2.is_some() {
+            return this.poll_read_http2(cx, buf);
+        }
         let before = buf.filled().len();
         let from_held = this.held_from < this.held.len();
         if from_held {
@@ -467,7 +542,24 @@ impl UniqueID for ClientStream {
     }
 }
 
-impl Ssl for ClientStream {}
+/// What Pingora learns of TLS through the stream: the ALPN protocol
+/// (HTTP/2 or not) above all.
+impl Ssl for ClientStream {
+    fn get_ssl(&self) -> Option<&SslRef> {
+        self.inner.get_ssl()
+    }
+
+    fn get_ssl_digest(&self) -> Option<Arc<SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+
+    fn selected_alpn_proto(&self) -> Option<ALPN> {
+        if self.prior_knowledge {
+            return Some(ALPN::H2);
+        }
+        self.inner.selected_alpn_proto()
+    }
+}
 
 impl GetTimingDigest for ClientStream {
     fn get_timing_digest(&self) -> Vec<Option<TimingDigest>> {
@@ -516,6 +608,11 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// A new connection whose first header has `header_timeout` from now.
+    fn fresh(inner: Stream, header_timeout: Duration) -> ClientStream {
+        ClientStream::until(inner, header_timeout, Instant::now() + header_timeout)
+    }
+
     fn ends(parts: &[&[u8]]) -> Vec<Option<usize>> {
         let mut end = HeaderEnd::default();
         parts.iter().map(|part| end.find(part)).collect()
@@ -542,7 +639,7 @@ mod tests {
         for part in parts {
             mock.read(part);
         }
-        ClientStream::new(Box::new(mock.build()), Duration::from_secs(10))
+        fresh(Box::new(mock.build()), Duration::from_secs(10))
     }
 
     async fn read_once(stream: &mut ClientStream) -> io::Result<Vec<u8>> {
@@ -589,7 +686,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn every_header_has_its_deadline() {
         let (mut client, server) = tokio::io::duplex(4096);
-        let mut stream = ClientStream::new(Box::new(server), Duration::from_secs(10));
+        let mut stream = fresh(Box::new(server), Duration::from_secs(10));
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         read_once(&mut stream).await.unwrap();
         stream.set_framing(Framing::Empty);
@@ -609,7 +706,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_budget_ends_a_wait() {
         let (mut client, server) = tokio::io::duplex(4096);
-        let mut stream = ClientStream::new(Box::new(server), Duration::from_secs(10));
+        let mut stream = fresh(Box::new(server), Duration::from_secs(10));
         client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         read_once(&mut stream).await.unwrap();
         stream.set_framing(Framing::Empty);

@@ -31,7 +31,7 @@ impl fmt::Display for ReloadError {
 impl std::error::Error for ReloadError {}
 
 /// Refuse a change of what is fixed while the process runs: its
-/// listeners (the admin listener and its token included), the connection cap (a listener's), the `server:` settings,
+/// listeners' addresses and which are TLS (the admin listener and its token included), the connection cap (a listener's), the `server:` settings,
 /// the access log's queue (its path and format do change).
 pub fn check_restartless(old: &Config, new: &Config) -> Result<(), ReloadError> {
     let queue = |config: &Config| {
@@ -41,7 +41,7 @@ pub fn check_restartless(old: &Config, new: &Config) -> Result<(), ReloadError> 
             .map_or(DEFAULT_BUFFER, |a| a.buffer.0)
     };
     let fixed: [(&'static str, bool); 6] = [
-        ("listen", old.listen == new.listen),
+        ("listen", old.listen.sockets() == new.listen.sockets()),
         ("metrics", old.metrics == new.metrics),
         ("admin", old.admin == new.admin),
         ("server", old.server == new.server),

@@ -22,6 +22,7 @@ pub mod state_file;
 
 use crate::config::{AccessLogConfig, Config};
 use crate::hooks::{HookSet, HookTypes};
+use crate::listen::listeners::ListenerSet;
 use crate::metrics::{ReloadMetrics, RouteUpstreamMetrics, StatusCounters, UpstreamMetrics};
 use crate::peer::admin::{AdminState, WeightOverride};
 use crate::peer::health::PeerHealth;
@@ -64,6 +65,8 @@ pub struct Snapshot {
     pub access_log: Option<Arc<AccessLogConfig>>,
     /// `request_id`: name every request with an `X-Request-ID`.
     pub request_id: bool,
+    /// The listeners: TLS endpoints and protocols, by `listen` index.
+    pub listeners: Arc<ListenerSet>,
 }
 
 /// The current [`Snapshot`], and what carries over to the next.
@@ -93,22 +96,39 @@ struct Registry {
     /// addresses or weights keeps them; a reload builds those whose
     /// settings changed.
     hooks: Arc<HookSet>,
+    /// The listeners of the current configuration, their certificates
+    /// read: a change of addresses or weights keeps them; a reload reads
+    /// the certificates again.
+    listeners: Arc<ListenerSet>,
 }
 
 impl Registry {
     /// A snapshot of `config` with what carries over, the addresses the
-    /// names give now, and `hooks`.
-    fn build(&mut self, config: Config, hooks: &HookSet) -> pingora_error::Result<Snapshot> {
+    /// names give now, `hooks` and `listeners`.
+    fn build(
+        &mut self,
+        config: Config,
+        hooks: &HookSet,
+        listeners: Arc<ListenerSet>,
+    ) -> pingora_error::Result<Snapshot> {
         self.carried.begin_build();
-        let built = Snapshot::build(config, &mut self.carried, &self.discovered, hooks);
+        let built = Snapshot::build(
+            config,
+            &mut self.carried,
+            &self.discovered,
+            hooks,
+            listeners,
+        );
         self.carried.end_build();
         built
     }
 
-    /// A snapshot of `config` with the current hook instances.
+    /// A snapshot of `config` with the current hook instances and
+    /// listeners.
     fn rebuild(&mut self, config: Config) -> pingora_error::Result<Snapshot> {
         let hooks = Arc::clone(&self.hooks);
-        self.build(config, &hooks)
+        let listeners = Arc::clone(&self.listeners);
+        self.build(config, &hooks, listeners)
     }
 }
 
@@ -232,13 +252,15 @@ impl Live {
     /// The live configuration of a starting balancer, its peer names
     /// resolved as `discovered` says ([`discovery::resolve_at_start`]), its
     /// hooks of `hook_types` (`hooks`, as made for the same configuration
-    /// by [`HookTypes::instantiate`]). What operators said about peers
+    /// by [`HookTypes::instantiate`]), its `listeners` (loaded from the same
+    /// configuration). What operators said about peers
     /// (`server.state_file`) applies to those the configuration still has.
     pub fn new(
         config: Config,
         discovered: Discovered,
         hook_types: Arc<HookTypes>,
         hooks: HookSet,
+        listeners: ListenerSet,
     ) -> pingora_error::Result<Live> {
         let state_file = config.server.state_file();
         let mut registry = Registry {
@@ -249,7 +271,9 @@ impl Live {
             discovered,
             hook_types,
             hooks: Arc::new(hooks),
+            listeners: Arc::new(listeners),
         };
+        crate::metrics::tls::show_certificates(registry.listeners.certificates());
         let snapshot = registry.rebuild(config)?;
         registry.carried.running = true;
         registry.carried.saved = SavedPeers::new();
@@ -298,17 +322,23 @@ impl Live {
         let mut registry = self.lock_registry();
         let old = self.current();
         let mut hooks = None;
+        let mut listeners = None;
         let built = changes::check_restartless(&old.config, &config)
             .and_then(|()| {
                 let made = registry
                     .hook_types
                     .instantiate(&config.hooks, Some(&registry.hooks))
                     .map_err(|e| ReloadError::Invalid(format!("{source}: {e}")))?;
-                Ok(hooks.insert(Arc::new(made)).clone())
+                // The certificates are read again: replaced files take
+                // effect with the reload.
+                let loaded = ListenerSet::load(&config.listen)
+                    .map_err(|e| ReloadError::Invalid(format!("{source}: {e}")))?;
+                let loaded = listeners.insert(Arc::new(loaded)).clone();
+                Ok((hooks.insert(Arc::new(made)).clone(), loaded))
             })
-            .and_then(|made| {
+            .and_then(|(made, loaded)| {
                 registry
-                    .build(config, &made)
+                    .build(config, &made, loaded)
                     .map_err(|e| ReloadError::Invalid(e.to_string()))
             });
         // Names resolved for this change (`resolve_new_names`) go with it
@@ -320,6 +350,13 @@ impl Live {
         let snapshot = built?;
         if let Some(hooks) = hooks {
             registry.hooks = hooks;
+        }
+        if let Some(listeners) = listeners {
+            for warning in listeners.warnings() {
+                log::warn!("{warning}");
+            }
+            crate::metrics::tls::show_certificates(listeners.certificates());
+            registry.listeners = listeners;
         }
         let changes = Changes::between(&old, &snapshot);
         self.swap(snapshot, registry);
@@ -423,6 +460,7 @@ impl Snapshot {
         carryover: &mut dyn Carryover,
         discovered: &Discovered,
         hooks: &HookSet,
+        listeners: Arc<ListenerSet>,
     ) -> pingora_error::Result<Snapshot> {
         let mut upstreams = Vec::with_capacity(config.upstreams.0.len());
         for (index, (name, upstream)) in config.upstreams.0.iter().enumerate() {
@@ -446,6 +484,7 @@ impl Snapshot {
             buffer_body_bytes: limits.buffer_body_bytes.0,
             access_log: config.access_log.clone().map(Arc::new),
             request_id: config.request_id,
+            listeners,
             config,
         })
     }

@@ -12,6 +12,7 @@
 pub mod access_log;
 pub mod dns;
 pub mod overload;
+pub mod tls;
 
 use pingora_error::{Error, ErrorType};
 use prometheus::{

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 /// checked; why not otherwise. Nothing is sent to any process here.
 pub fn serving_switchyard(config: &Config) -> Result<u32, String> {
     let running = running_switchyard(config)?;
-    let listen = config.listen.0;
+    let listen = config.listen.first();
     if !holds_listener(&running.process, listen)? {
         return Err(format!(
             "pid {} from {} does not hold this configuration's listen socket {listen}: \

@@ -21,7 +21,8 @@ pub enum Start {
 /// Check that `config` can start; the first problem found, naming its key.
 pub fn check(config: &Config, daemon: bool, start: Start) -> Result<(), String> {
     if start == Start::Fresh {
-        for (key, addr) in [("listen", config.listen.0), ("metrics", config.metrics.0)] {
+        let listeners = config.listen.addrs().map(|addr| ("listen", addr));
+        for (key, addr) in listeners.chain([("metrics", config.metrics.0)]) {
             // Dropped at once; Pingora binds the port again moments later.
             TcpListener::bind(addr).map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
         }

@@ -13,10 +13,13 @@ use crate::http::access_log::AccessLog;
 use crate::http::proxy::Balancer;
 use crate::listen::drain::Draining;
 use crate::listen::guard::ConnectionGuard;
+use crate::listen::listeners::ListenerSet;
 use crate::live::discovery::{self, DiscoveryService};
 use crate::live::probes::ProbeService;
 use crate::live::Live;
+use pingora_core::apps::HttpServerOptions;
 use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
+use pingora_core::protocols::http::v2::server::H2Options;
 use pingora_core::server::configuration::Opt;
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -28,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A server ready to `run_forever`, serving `config` with `hooks` (its
-/// instances of `hook_types`), which SIGHUP re-reads from `file` (`None`:
+/// instances of `hook_types`) and `listeners` (its certificates loaded), which SIGHUP re-reads from `file` (`None`:
 /// the built-in one). With `-u` this blocks until the running switchyard
 /// hands over its listening sockets.
 pub fn build(
@@ -37,6 +40,7 @@ pub fn build(
     opt: Opt,
     hook_types: Arc<HookTypes>,
     hooks: HookSet,
+    listeners: ListenerSet,
 ) -> Result<Server> {
     let config = &config;
     // Before the listeners of an old process (`-u`) are taken over: until
@@ -56,7 +60,13 @@ pub fn build(
     // bootstrap that runs after the fork, is skipped in favour of ours.
     server.bootstrap();
 
-    let live = Arc::new(Live::new(config.clone(), discovered, hook_types, hooks)?);
+    let live = Arc::new(Live::new(
+        config.clone(),
+        discovered,
+        hook_types,
+        hooks,
+        listeners,
+    )?);
     server.add_service(background_service(
         "DNS discovery",
         DiscoveryService::new(Arc::clone(&live)),
@@ -73,13 +83,24 @@ pub fn build(
         .map_or(DEFAULT_BUFFER, |a| a.buffer.0);
     let access_log = Arc::new(AccessLog::new(queue));
     let balancer = Balancer::new(Arc::clone(&live), Arc::clone(&access_log));
+    let mut http = pingora_proxy::http_proxy(&server.configuration, balancer);
+    http.h2_options = Some(http2_options(config));
+    let mut options = HttpServerOptions::default();
+    // An HTTP/2 connection without streams is idle like an HTTP/1 one.
+    options.h2_idle_timeout = Some(config.limits.keepalive_timeout.0);
+    http.server_options = Some(options);
     let app = ConnectionGuard::new(
-        Draining::new(pingora_proxy::http_proxy(&server.configuration, balancer)),
+        Draining::new(http),
         config.limits.max_connections.0,
         Arc::clone(&live),
     );
     let mut proxy = Service::new("switchyard proxy".to_string(), app);
-    proxy.add_listener(client_listener(&config.listen.0.to_string()));
+    for listener in &config.listen.0 {
+        proxy.add_listener(client_listener(
+            &listener.addr.0.to_string(),
+            listener.tls.is_some(),
+        ));
+    }
     // The proxy starts listening only after every upstream's first probe
     // round: a peer that is down at startup never sees a client request.
     let proxy_handle = server.add_service(proxy);
@@ -87,7 +108,8 @@ pub fn build(
 
     let mut metrics = pingora_prometheus::prometheus_http_service();
     metrics.add_tcp(&config.metrics.0.to_string());
-    let mut listening = vec![config.listen.0, config.metrics.0];
+    let mut listening: Vec<_> = config.listen.addrs().collect();
+    listening.push(config.metrics.0);
     let mut listeners = vec![proxy_handle, server.add_service(metrics)];
 
     let reload = Arc::new(FileReload::new(Arc::clone(&live), file));
@@ -132,13 +154,32 @@ fn ready_limit(config: &Config) -> Duration {
     slowest_probe + LISTENER_LIMIT + Duration::from_secs(10)
 }
 
-/// The client-facing listener. Pingora puts a 64 KiB read buffer in front of
-/// every accepted connection (it saves reads under TLS, whose records come in
-/// 16 KiB pieces); on plain TCP it only adds a copy of every request from
-/// that buffer into Pingora's header buffer, and 64 KiB of memory per open
-/// connection, idle ones included. Reads go straight to the socket; the
-/// small write buffer, which lets a response header and a short body leave
-/// in one send, stays.
-fn client_listener(address: &str) -> ListenerConfig {
-    ListenerConfig::tcp(address).l4_buffer(L4BufferSettings::default().read(0))
+/// A client-facing listener. Pingora puts a 64 KiB read buffer in front of
+/// every accepted connection: under TLS it saves reads (records come in
+/// 16 KiB pieces, each a header and a body), so TLS listeners keep it; on
+/// plain TCP it only adds a copy of every request from that buffer into
+/// Pingora's header buffer, and 64 KiB of memory per open connection, idle
+/// ones included, so there reads go straight to the socket. The small write
+/// buffer, which lets a response header and a short body leave in one send,
+/// stays. The TLS handshake itself is the connection guard's (the listener
+/// is plain TCP to Pingora).
+fn client_listener(address: &str, tls: bool) -> ListenerConfig {
+    let listener = ListenerConfig::tcp(address);
+    if tls {
+        listener
+    } else {
+        listener.l4_buffer(L4BufferSettings::default().read(0))
+    }
+}
+
+/// HTTP/2 towards clients: `limits.http2_max_streams` concurrent streams,
+/// header lists up to `limits.max_header_bytes` (larger ones are refused
+/// by the h2 codec before the proxy sees them; admission answers 431 to
+/// those that fit it but not the header count).
+fn http2_options(config: &Config) -> H2Options {
+    let limits = &config.limits;
+    let mut options = H2Options::default();
+    options.max_concurrent_streams(limits.http2_max_streams.0);
+    options.max_header_list_size(u32::try_from(limits.max_header_bytes.0).unwrap_or(u32::MAX));
+    options
 }

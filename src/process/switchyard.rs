@@ -7,6 +7,7 @@ use super::preflight::{self, Start};
 use super::{logging, open_files, pidfile, reload, server, signals, upgrade};
 use crate::config::Config;
 use crate::hooks::{Hook, HookTypes};
+use crate::listen::listeners::ListenerSet;
 use crate::live::discovery;
 use clap::Parser;
 use serde::de::DeserializeOwned;
@@ -104,6 +105,10 @@ impl Switchyard {
             Ok(hooks) => hooks,
             Err(e) => return config_failed(cli, &source, &format!("{source}: {e}")),
         };
+        let listeners = match ListenerSet::load(&config.listen) {
+            Ok(listeners) => listeners,
+            Err(e) => return config_failed(cli, &source, &format!("{source}: {e}")),
+        };
         let open_files_warning = open_files::prepare(&config);
         if cli.test {
             println!("switchyard: the configuration file {source} syntax is ok");
@@ -117,6 +122,7 @@ impl Switchyard {
                 .iter()
                 .chain(&unresolved)
                 .chain(&config_warnings)
+                .chain(listeners.warnings())
             {
                 eprintln!("switchyard: warning: {warning}");
             }
@@ -125,7 +131,7 @@ impl Switchyard {
             println!("switchyard: configuration file {source} test is successful");
             return ExitCode::SUCCESS;
         }
-        if let Some(warning) = &open_files_warning {
+        for warning in open_files_warning.iter().chain(listeners.warnings()) {
             log::warn!("{warning}");
         }
 
@@ -147,7 +153,14 @@ impl Switchyard {
         }
         let file = cli.conf.clone();
         let hook_types = Arc::new(self.hook_types);
-        match server::build(config, file, cli.pingora_opt(), hook_types, hooks) {
+        match server::build(
+            config,
+            file,
+            cli.pingora_opt(),
+            hook_types,
+            hooks,
+            listeners,
+        ) {
             Ok(server) => server.run_forever(),
             Err(e) => {
                 eprintln!("switchyard: cannot start: {e}");

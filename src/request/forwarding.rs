@@ -70,6 +70,8 @@ pub struct Origin {
     pub client: IpAddr,
     /// Whether `peer` is a trusted proxy, whose forwarding headers stand.
     pub via_trusted_proxy: bool,
+    /// Whether the request came over TLS (`X-Forwarded-Proto: https`).
+    pub https: bool,
 }
 
 impl Forwarding {
@@ -82,7 +84,8 @@ impl Forwarding {
         self.trusted.iter().any(|net| net.contains(&ip))
     }
 
-    /// Where a request that arrived from `peer` with `headers` comes from.
+    /// Where a request that arrived from `peer` with `headers` comes from
+    /// (`https` is the caller's to set).
     pub fn origin(&self, peer: IpAddr, headers: &HeaderMap) -> Origin {
         let peer = peer.to_canonical();
         if self.trusted.is_empty() || !self.trusts(peer) {
@@ -90,6 +93,7 @@ impl Forwarding {
                 peer,
                 client: peer,
                 via_trusted_proxy: false,
+                https: false,
             };
         }
         // Walk the chain from the right: each trusted hop vouches for the
@@ -112,6 +116,7 @@ impl Forwarding {
             peer,
             client,
             via_trusted_proxy: true,
+            https: false,
         }
     }
 
@@ -162,8 +167,8 @@ impl Forwarding {
         request.insert_header(Bytes::from_static(b"X-Forwarded-For"), forwarded_for)?;
         request.insert_header(Bytes::from_static(b"X-Real-IP"), client_value)?;
         if !(origin.via_trusted_proxy && request.headers.contains_key(&X_FORWARDED_PROTO)) {
-            let http = HeaderValue::from_static("http");
-            request.insert_header(Bytes::from_static(b"X-Forwarded-Proto"), http)?;
+            let proto = HeaderValue::from_static(if origin.https { "https" } else { "http" });
+            request.insert_header(Bytes::from_static(b"X-Forwarded-Proto"), proto)?;
         }
         Ok(())
     }

@@ -9,5 +9,6 @@
 pub mod admission;
 pub mod forwarding;
 pub mod hash_key;
+pub mod https_redirect;
 pub mod path;
 pub mod request_id;

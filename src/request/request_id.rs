@@ -65,6 +65,7 @@ mod tests {
             peer: ip,
             client: ip,
             via_trusted_proxy: trusted,
+            https: false,
         }
     }
 

@@ -21,6 +21,8 @@ pub struct Site {
     pub metrics: SocketAddr,
     /// The admin API, when the config has one.
     pub admin: Option<Admin>,
+    /// Listeners after the first (`listen`), as YAML list items.
+    pub more_listeners: String,
     pub config_path: PathBuf,
     pub dir: tempfile::TempDir,
 }
@@ -115,6 +117,7 @@ impl Site {
             listen,
             metrics,
             admin: None,
+            more_listeners: String::new(),
             config_path,
             dir,
         };
@@ -133,6 +136,15 @@ impl Site {
             listen: ([127, 0, 0, 1], free_port()).into(),
             token: token.map(str::to_string),
         });
+        site.write_config(&site.config_path, upstreams, extra);
+        site
+    }
+
+    /// Like [`Site::new`], with the listeners `more` (YAML list items such
+    /// as `  - { addr: ..., tls: ... }\n`) after the plain one at `listen`.
+    pub fn with_listeners(upstreams: &str, extra: &str, more: &str) -> Site {
+        let mut site = Site::new(upstreams, extra);
+        site.more_listeners = more.to_string();
         site.write_config(&site.config_path, upstreams, extra);
         site
     }
@@ -213,11 +225,18 @@ impl Site {
                 section
             }
         };
+        let listen = if self.more_listeners.is_empty() {
+            format!("\"{}\"\n", self.listen)
+        } else {
+            format!(
+                "\n  - {{ addr: \"{}\" }}\n{}",
+                self.listen, self.more_listeners
+            )
+        };
         let config = format!(
-            "{}  error_log: {}\nlisten: \"{}\"\nmetrics: \"{}\"\n{admin}{extra}upstreams:\n{upstreams}",
+            "{}  error_log: {}\nlisten: {listen}metrics: \"{}\"\n{admin}{extra}upstreams:\n{upstreams}",
             server_section(self.dir.path()),
             self.error_log().display(),
-            self.listen,
             self.metrics
         );
         fs::write(path, config).expect("write config");
