@@ -3,14 +3,12 @@
 //! under Debian's `/usr/bin/python3`, where `python3-grpcio` installs
 //! (scripts/test.sh installs it).
 
-use super::client::accepts;
 use super::ports::free_port;
-use super::process::{wait_until, Process};
+use super::process::Process;
 use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 /// The interpreter the scripts run under.
 pub const PYTHON: &str = "/usr/bin/python3";
@@ -48,12 +46,7 @@ impl PythonPeer {
             process,
             _dir: dir,
         };
-        let up = wait_until(Duration::from_secs(10), || accepts(addr));
-        assert!(
-            up.is_some(),
-            "{name} did not start:\n{}",
-            peer.process.log()
-        );
+        peer.process.wait_listening(addr, name);
         peer
     }
 }
