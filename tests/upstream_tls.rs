@@ -1,6 +1,7 @@
 //! TLS and HTTP/2 towards the peers: a peer behind TLS verified against a
 //! test CA, refused with the wrong one (502, counted as `kind="tls"`, and
-//! the probe, which uses the same settings, takes it DOWN), a peer that
+//! the probe, which uses the same settings, takes it DOWN; a reload reads
+//! the CA file again), a peer that
 //! has no name to verify as a config error, and `http2: true` reaching
 //! gRPC peers by prior knowledge (h2c) and by ALPN over TLS.
 
@@ -101,7 +102,7 @@ fn a_peer_behind_tls_is_verified_against_the_ca_file() {
 #[test]
 fn the_wrong_ca_is_a_502_counted_as_tls_and_the_probe_takes_the_peer_down() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, files) = ca_and_certificate(dir.path(), "peer-ca", &["peer.test"]);
+    let (peer_ca, files) = ca_and_certificate(dir.path(), "peer-ca", &["peer.test"]);
     let other_ca = TestCa::new("other-ca").write(dir.path(), "other-ca");
     let peer = tls_peer(&files, "untrusted");
     // fail_open: with its only peer DOWN, the upstream still sends it
@@ -130,6 +131,13 @@ fn the_wrong_ca_is_a_502_counted_as_tls_and_the_probe_takes_the_peer_down() {
         status.contains("probe: InvalidCert"),
         "the probe says why: {status}"
     );
+
+    // The CA file is read again on reload: now the peer's CA, so the
+    // probes bring it UP and requests pass.
+    std::fs::copy(&peer_ca, &other_ca).unwrap();
+    balancer.process.signal("HUP");
+    balancer.wait_for_state(peer.addr, "UP");
+    assert_eq!(common::get(&balancer.url("/")).0, 200);
 }
 
 #[test]
@@ -245,5 +253,10 @@ fn http2_reaches_grpc_peers_by_prior_knowledge_and_by_alpn() {
         "probed over TLS, ALPN h2"
     );
     let (status, content_type, _) = grpc_post(&balancer, "/test.Echo/Count", b"3");
-    assert_eq!((status, content_type.as_str()), (200, "application/grpc"));
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "application/grpc"),
+        "{}",
+        balancer.process.log()
+    );
 }
