@@ -8,6 +8,10 @@ ensure_build_deps
 # systemd-analyze checks the unit file in conf/systemd; Prometheus and
 # promtool check the monitoring files; Chromium renders the status page.
 ensure_packages systemd-analyze:systemd prometheus:prometheus promtool:prometheus chromium:chromium openssl:openssl curl:curl
+# The TLS and gRPC peers of tests/upstream_tls.rs run under Debian's
+# python3, the gRPC one with grpcio (a module: no command to look for).
+ensure_packages /usr/bin/python3:python3
+/usr/bin/python3 -c 'import grpc' 2>/dev/null || ensure_packages python3-grpcio-is-missing:python3-grpcio
 # The benchmark's smoke run needs its peers and tools.
 ensure_packages nginx:nginx haproxy:haproxy wrk:wrk h2load:nghttp2-client gnuplot:gnuplot-nox valgrind:valgrind
 

@@ -16,6 +16,7 @@ mod routes;
 mod scalar;
 mod server;
 mod upstream;
+mod upstream_tls;
 
 pub use access_log::{AccessLogConfig, AccessLogFormat, DEFAULT_BUFFER, STDERR_PATH};
 pub use admin::{AdminConfig, TOKEN_ENV};
@@ -29,14 +30,15 @@ pub use routes::{
 };
 pub use scalar::{
     Addr, Cidr, HashKey, HeaderName, HeaderValue, HostPattern, HostPort, Interval, MethodName,
-    PathRegex, PeerAddr, Percentage, PositiveCount, QueueSize, RequestLimit, SplitWeight, SrvName,
-    StatusCode, Threshold, UrlPath, Weight,
+    PathRegex, PeerAddr, Percentage, PositiveCount, QueueSize, RequestLimit, ServerName,
+    SplitWeight, SrvName, StatusCode, Threshold, UrlPath, Weight,
 };
 pub use server::ServerSettings;
 pub use upstream::{
     Algorithm, HealthCheckConfig, PassiveHealthConfig, QueueConfig, StatusList, TimeoutsConfig,
     UpstreamConfig, Upstreams,
 };
+pub use upstream_tls::{CaFile, UpstreamTlsConfig};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};

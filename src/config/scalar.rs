@@ -195,6 +195,24 @@ impl fmt::Display for SrvName {
     }
 }
 
+/// The name a peer's TLS certificate is checked against and sent as SNI:
+/// `api.internal`; lower case. An IP address has no place in SNI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerName(pub String);
+
+impl CheckedScalar for ServerName {
+    const EXPECTING: &'static str = "a host name like backend.internal";
+    fn check(value: Scalar<'_>) -> Result<Self, String> {
+        let text = string(value, Self::EXPECTING)?;
+        let bad = |why: &str| format!("`{text}` is not {}: {why}", Self::EXPECTING);
+        if text.parse::<std::net::IpAddr>().is_ok() {
+            return Err(bad("an IP address cannot be sent as SNI"));
+        }
+        check_dns_name(text).map_err(|why| bad(&why))?;
+        Ok(ServerName(text.trim_end_matches('.').to_ascii_lowercase()))
+    }
+}
+
 /// A DNS name as RFC 1123 allows it (with `_`, which SRV names and some
 /// container names use): dot-separated labels of 1 to 63 letters, digits,
 /// `-` and `_`, not starting or ending with `-`, 253 characters in all, an
@@ -590,6 +608,7 @@ deserialize_via_check!(
     Cidr,
     PeerAddr,
     SrvName,
+    ServerName,
     BufferSize,
     RetryCount,
     FailCount,
@@ -622,6 +641,7 @@ serialize_as_text!(
     Addr => |a| a.0.to_string(),
     PeerAddr => |a| a.to_string(),
     SrvName => |n| n.0.clone(),
+    ServerName => |n| n.0.clone(),
     Interval => |i| humantime::format_duration(i.0).to_string(),
     Percentage => |p| p.to_string(),
     UrlPath => |p| p.0.clone(),

@@ -6,6 +6,7 @@ use super::scalar::{
     FailCount, HashKey, Interval, Percentage, QueueSize, RequestLimit, RetryCount, StatusCode,
     Threshold, UrlPath,
 };
+use super::upstream_tls::UpstreamTlsConfig;
 use indexmap::IndexMap;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,13 @@ pub struct UpstreamConfig {
     pub path_prefix: Option<UrlPath>,
     /// The peers, primary and backup.
     pub peers: PeerList,
+    /// Speak TLS to the peers (none: plain TCP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTlsConfig>,
+    /// Speak HTTP/2 to the peers (gRPC needs it): negotiated by ALPN over
+    /// `tls`, else with prior knowledge (h2c).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub http2: bool,
     /// The active HTTP probe.
     #[serde(default)]
     pub health_check: HealthCheckConfig,
@@ -80,6 +88,10 @@ pub struct UpstreamConfig {
     /// (Envoy's retry budget); none: retries are limited by `retries` alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_budget: Option<Percentage>,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 fn is_unlimited(limit: &RequestLimit) -> bool {
@@ -123,6 +135,9 @@ impl UpstreamConfig {
                         below its limit; without one, no peer is ever full)"
                     .to_string(),
             );
+        }
+        if let Some(tls) = &self.tls {
+            tls.check_peers(&self.peers.0)?;
         }
         Ok(())
     }

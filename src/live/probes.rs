@@ -41,13 +41,7 @@ impl ProbeService {
 
 /// Probe every peer of `upstream` once, all at the same time.
 async fn round(upstream: Arc<Upstream>) -> String {
-    join_all(
-        upstream
-            .peers
-            .iter()
-            .map(|m| upstream.prober.probe(&m.peer)),
-    )
-    .await;
+    join_all(upstream.peers.iter().map(|m| upstream.prober.probe(m))).await;
     upstream.name.clone()
 }
 

@@ -230,11 +230,14 @@ pub enum UpstreamErrorKind {
     WriteError,
     ConnectionClosed,
     InvalidResponse,
+    /// The TLS handshake with the peer failed: a certificate not trusted
+    /// or not for the name, no common protocol version or cipher.
+    Tls,
     Other,
 }
 
 impl UpstreamErrorKind {
-    const ALL: [UpstreamErrorKind; 10] = [
+    const ALL: [UpstreamErrorKind; 11] = [
         Self::ConnectRefused,
         Self::ConnectTimeout,
         Self::ConnectError,
@@ -244,6 +247,7 @@ impl UpstreamErrorKind {
         Self::WriteError,
         Self::ConnectionClosed,
         Self::InvalidResponse,
+        Self::Tls,
         Self::Other,
     ];
 
@@ -259,6 +263,7 @@ impl UpstreamErrorKind {
             Self::WriteError => "write_error",
             Self::ConnectionClosed => "connection_closed",
             Self::InvalidResponse => "invalid_response",
+            Self::Tls => "tls",
             Self::Other => "other",
         }
     }
@@ -270,11 +275,13 @@ impl UpstreamErrorKind {
             ErrorType::ConnectTimedout | ErrorType::TLSHandshakeTimedout => Self::ConnectTimeout,
             ErrorType::ConnectNoRoute
             | ErrorType::ConnectError
-            | ErrorType::TLSHandshakeFailure
             | ErrorType::HandshakeError
             | ErrorType::BindError
             | ErrorType::SocketError
             | ErrorType::ConnectProxyFailure => Self::ConnectError,
+            ErrorType::TLSHandshakeFailure
+            | ErrorType::InvalidCert
+            | ErrorType::TLSWantX509Lookup => Self::Tls,
             ErrorType::ReadTimedout => Self::ReadTimeout,
             ErrorType::WriteTimedout => Self::WriteTimeout,
             ErrorType::ReadError => Self::ReadError,
@@ -696,6 +703,17 @@ mod tests {
         assert_eq!(
             UpstreamErrorKind::of(&timeout),
             UpstreamErrorKind::ReadTimeout
+        );
+        for tls in [ErrorType::InvalidCert, ErrorType::TLSHandshakeFailure] {
+            assert_eq!(
+                UpstreamErrorKind::of(&Error::new(tls)),
+                UpstreamErrorKind::Tls
+            );
+        }
+        let slow_handshake = Error::new(ErrorType::TLSHandshakeTimedout);
+        assert_eq!(
+            UpstreamErrorKind::of(&slow_handshake),
+            UpstreamErrorKind::ConnectTimeout
         );
     }
 }

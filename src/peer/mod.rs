@@ -19,7 +19,7 @@ use crate::metrics::PeerMetrics;
 use admin::{AdminCell, AdminState, WeightOverride};
 use health::{PeerHealth, ProbeResult, Thresholds, Transition};
 use latency::{PeakEwma, Tick};
-use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::upstreams::peer::{HttpPeer, ALPN};
 use ramp::Ramp;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -247,9 +247,16 @@ pub struct Listing {
     /// The name the address comes from (`host:port`, an SRV name); `None`
     /// for an address written as such.
     pub name: Option<Arc<str>>,
+    /// The host name of a `host:port` entry: the name TLS checks the
+    /// peer's certificate against unless `tls.sni` says another.
+    pub host: Option<Arc<str>>,
     pub weight: u16,
     pub backup: bool,
 }
+
+/// Requests that share one HTTP/2 connection to a peer (`http2: true`)
+/// before another is opened; HTTP/2 servers commonly allow 100 streams.
+const H2_STREAMS_PER_CONNECTION: usize = 100;
 
 /// A peer in one snapshot of its upstream: the settings it has there.
 pub struct Member {
@@ -276,8 +283,21 @@ pub struct Member {
 impl Member {
     /// `peer` at `index`, as `listing` (in the upstream `settings`) says.
     pub fn new(peer: Arc<Peer>, index: usize, listing: Listing, settings: &UpstreamConfig) -> Self {
-        let mut http_peer = HttpPeer::new(peer.addr, false, String::new());
+        let mut http_peer = match &settings.tls {
+            None => HttpPeer::new(peer.addr, false, String::new()),
+            Some(tls) => HttpPeer::new(peer.addr, true, tls.server_name(listing.host.as_deref())),
+        };
         let options = &mut http_peer.options;
+        if let Some(tls) = &settings.tls {
+            options.verify_cert = tls.verify;
+            options.verify_hostname = tls.verify;
+            options.ca = tls.ca_file.as_ref().map(|ca| Arc::clone(&ca.certificates));
+        }
+        if settings.http2 {
+            // ALPN over TLS; without TLS, HTTP/2 with prior knowledge (h2c).
+            options.alpn = ALPN::H2;
+            options.max_h2_streams = H2_STREAMS_PER_CONNECTION;
+        }
         let timeouts = &settings.timeouts;
         options.connection_timeout = Some(timeouts.connect.0);
         options.read_timeout = Some(timeouts.read.0);
@@ -314,6 +334,12 @@ impl Member {
     /// Where Pingora should send a request for this peer.
     pub fn http_peer(&self) -> Box<HttpPeer> {
         Box::new(self.http_peer.clone())
+    }
+
+    /// The peer as a probe reaches it: as requests do, TLS and HTTP/2
+    /// included.
+    pub fn probe_peer(&self) -> HttpPeer {
+        self.http_peer.clone()
     }
 }
 

@@ -11,7 +11,7 @@ pub mod discovery;
 pub mod overload;
 pub mod selection;
 
-use crate::config::{Algorithm, HashKey, PeerTarget, StatusCode, UpstreamConfig};
+use crate::config::{Algorithm, HashKey, PeerName, PeerTarget, StatusCode, UpstreamConfig};
 use crate::metrics::{RouteUpstreamMetrics, StatusCounters, UpstreamMetrics};
 use crate::peer::probe::Prober;
 use crate::peer::{Listing, Member, Peer, PeerTable};
@@ -299,17 +299,23 @@ fn listings(
                 *addr,
                 Listing {
                     name: None,
+                    host: None,
                     weight: entry.weight.0,
                     backup: entry.backup,
                 },
             ),
             PeerTarget::Name(name) => {
                 let shown: Arc<str> = Arc::from(name.to_string());
+                let host: Option<Arc<str>> = match name {
+                    PeerName::Host(host) => Some(Arc::from(host.host.as_str())),
+                    PeerName::Srv(_) => None,
+                };
                 for endpoint in discovered.endpoints(upstream, name) {
                     add(
                         endpoint.addr,
                         Listing {
                             name: Some(Arc::clone(&shown)),
+                            host: host.clone(),
                             weight: endpoint.weight.unwrap_or(entry.weight.0),
                             backup: entry.backup || endpoint.backup,
                         },

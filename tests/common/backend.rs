@@ -1,12 +1,11 @@
 //! The demo backend, one process per backend.
 
-use super::client::{accepts, get};
+use super::client::get;
 use super::ports::free_port;
-use super::process::{backend_bin, wait_until, Process};
+use super::process::{backend_bin, Process};
 use super::scrape::Scrape;
 use std::net::SocketAddr;
 use std::process::Command;
-use std::time::Duration;
 
 /// One demo backend.
 pub struct Backend {
@@ -47,12 +46,9 @@ impl Backend {
             process,
             _dir: dir,
         };
-        let up = wait_until(Duration::from_secs(10), || accepts(addr));
-        assert!(
-            up.is_some(),
-            "backend {name} did not start:\n{}",
-            backend.process.log()
-        );
+        backend
+            .process
+            .wait_listening(addr, &format!("backend {name}"));
         backend
     }
 

@@ -14,6 +14,7 @@ pub mod dns;
 pub mod load;
 pub mod ports;
 pub mod process;
+pub mod python_peer;
 pub mod raw_backend;
 pub mod scrape;
 
@@ -29,4 +30,5 @@ pub use process::{
     alive, backend_bin, example_bin, output_text, run_switchyard, switchyard_bin, wait_until,
     Process,
 };
+pub use python_peer::{run_script, PythonPeer};
 pub use scrape::Scrape;

@@ -1,7 +1,9 @@
 //! Child processes of the tests (switchyard, the demo backend) killed on
 //! drop, the binaries under test, and polling.
 
+use super::client::accepts;
 use std::fs;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -99,6 +101,13 @@ impl Process {
 
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait up to 10 s until this process (`what`, for the message) accepts
+    /// connections on `addr`; panics with its log otherwise.
+    pub fn wait_listening(&self, addr: SocketAddr, what: &str) {
+        let up = wait_until(Duration::from_secs(10), || accepts(addr));
+        assert!(up.is_some(), "{what} did not start:\n{}", self.log());
     }
 
     pub fn kill(&mut self) {

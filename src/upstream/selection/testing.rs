@@ -26,6 +26,7 @@ pub fn member(upstream: &str, index: usize, weight: u16, health: PeerHealth) -> 
     let peer = Peer::new(upstream, addr, health, AdminState::Active, None);
     let listing = Listing {
         name: None,
+        host: None,
         weight,
         backup: false,
     };
