@@ -204,26 +204,42 @@ fn grpc_answer(balancer: &Balancer, path: &str) -> (u16, String, String) {
     )
 }
 
+/// A unary and a server-streaming gRPC call (grpcio's client) to `target`
+/// answer as the test peer does.
+fn assert_grpc_calls(target: SocketAddr, context: &str) {
+    let target = target.to_string();
+    let output = run_script("grpc_peer.py", &["call", "--target", target.as_str()]);
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "echo: hello\n1\n2\n3\n",
+        "{context}:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A balancer over `upstreams` with an h2c listener for gRPC clients
+/// besides its plain one; the balancer and that listener.
+fn grpc_balancer(upstreams: &str) -> (Balancer, SocketAddr) {
+    let h2c: SocketAddr = ([127, 0, 0, 1], common::free_port()).into();
+    let more = format!("  - {{ addr: \"{h2c}\", http2: true }}\n");
+    let site = common::Site::with_listeners(upstreams, "", &more);
+    (Balancer::start_site(site), h2c)
+}
+
 #[test]
 fn http2_reaches_grpc_peers_by_prior_knowledge_and_by_alpn() {
     // The gRPC peer itself answers a unary and a streaming call.
     let h2c = PythonPeer::start("grpc_peer.py", &["serve"]);
     let target = h2c.addr.to_string();
-    let output = run_script("grpc_peer.py", &["call", "--target", target.as_str()]);
-    let said = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        said,
-        "echo: hello\n1\n2\n3\n",
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_grpc_calls(h2c.addr, "the peer itself");
 
     // Through switchyard, by prior knowledge; the probe goes the same way.
-    let balancer = Balancer::start(&upstream(&target, "http2: true"));
+    let (balancer, grpc_listener) = grpc_balancer(&upstream(&target, "http2: true"));
     assert_eq!(balancer.peer_state(h2c.addr), "UP", "probed over h2c");
     let (status, content_type, grpc_status) = grpc_answer(&balancer, "/test.Echo/Say");
     assert_eq!((status, content_type.as_str()), (200, "application/grpc"));
     assert_eq!(grpc_status, "2", "gRPC's own answer to a GET");
+    assert_grpc_calls(grpc_listener, "through switchyard to an h2c peer");
     drop(balancer);
 
     let dir = tempfile::tempdir().unwrap();
@@ -243,7 +259,7 @@ fn http2_reaches_grpc_peers_by_prior_knowledge_and_by_alpn() {
         "http2: true\ntls: {{ sni: grpc.test, ca_file: {} }}",
         ca_file.display()
     );
-    let balancer = Balancer::start(&upstream(&tls.addr.to_string(), &settings));
+    let (balancer, grpc_listener) = grpc_balancer(&upstream(&tls.addr.to_string(), &settings));
     assert_eq!(
         balancer.peer_state(tls.addr),
         "UP",
@@ -256,4 +272,5 @@ fn http2_reaches_grpc_peers_by_prior_knowledge_and_by_alpn() {
         "{}",
         balancer.process.log()
     );
+    assert_grpc_calls(grpc_listener, "through switchyard to a TLS peer");
 }
