@@ -7,7 +7,7 @@
 mod common;
 
 use common::raw_backend::RawBackend;
-use common::{exchange, single_peer, status_line, Balancer, Site, TestCa};
+use common::{exchange, single_peer, status_line, wait_until, Balancer, CertFiles, Site, TestCa};
 use openssl::ssl::{SslConnector, SslMethod};
 use ppp::v2;
 use std::io::{Read, Write};
@@ -29,7 +29,32 @@ struct ProxiedSite {
     tls: SocketAddr,
     /// The test CA's certificate file; the directory holds the files.
     ca: PathBuf,
+    /// The TLS listener's certificate.
+    files: CertFiles,
     _certs: tempfile::TempDir,
+}
+
+/// The listeners after the plain one: `plain` and `tls` (serving `files`),
+/// both with `proxy_protocol` as given.
+fn listeners(
+    plain: SocketAddr,
+    tls: SocketAddr,
+    files: &CertFiles,
+    proxy_protocol: bool,
+) -> String {
+    format!(
+        "  - {{ addr: \"{plain}\", proxy_protocol: {proxy_protocol} }}\n  \
+         - {{ addr: \"{tls}\", proxy_protocol: {proxy_protocol}, tls: {{ certificates: [ {{ cert: {}, key: {} }} ] }} }}\n",
+        files.cert.display(),
+        files.key.display()
+    )
+}
+
+fn limits() -> String {
+    format!(
+        "limits: {{ header_timeout: {}s }}\n",
+        HEADER_TIMEOUT.as_secs()
+    )
 }
 
 impl ProxiedSite {
@@ -39,25 +64,28 @@ impl ProxiedSite {
         let ca = TestCa::new("switchyard test CA");
         let files = ca.issue(certs.path(), "a", &["a.test"], 90);
         let [plain, tls] = [0; 2].map(|_| SocketAddr::from(([127, 0, 0, 1], common::free_port())));
-        let listeners = format!(
-            "  - {{ addr: \"{plain}\", proxy_protocol: true }}\n  \
-             - {{ addr: \"{tls}\", proxy_protocol: true, tls: {{ certificates: [ {{ cert: {}, key: {} }} ] }} }}\n",
-            files.cert.display(),
-            files.key.display()
-        );
-        let limits = format!(
-            "limits: {{ header_timeout: {}s }}\n",
-            HEADER_TIMEOUT.as_secs()
-        );
-        let site = Site::with_listeners(&single_peer(backend.addr), &limits, &listeners);
+        let upstreams = single_peer(backend.addr);
+        let more = listeners(plain, tls, &files, true);
+        let site = Site::with_listeners(&upstreams, &limits(), &more);
         ProxiedSite {
             balancer: Balancer::start_site(site),
             backend,
             plain,
             tls,
             ca: ca.write(certs.path(), "ca"),
+            files,
             _certs: certs,
         }
+    }
+
+    /// Rewrite the configuration with `proxy_protocol` as given on both
+    /// listeners, and reload it.
+    fn reload_with(&mut self, proxy_protocol: bool) {
+        let site = &mut self.balancer.site;
+        site.more_listeners = listeners(self.plain, self.tls, &self.files, proxy_protocol);
+        let upstreams = single_peer(self.backend.addr);
+        site.write_config(&site.config_path, &upstreams, &limits());
+        self.balancer.process.signal("HUP");
     }
 
     /// The forwarding headers the backend got with the request for `path`.
@@ -216,4 +244,29 @@ fn a_missing_header_closes_and_a_foreign_one_is_not_honored() {
     assert!(site.backend.received_under("/no-header").is_empty());
     assert!(site.backend.received_under("/bad-header").is_empty());
     assert!(site.backend.received_under("/spoofed").is_empty());
+}
+
+#[test]
+fn a_reload_turns_proxy_protocol_off_for_new_connections() {
+    let mut site = ProxiedSite::start();
+    let ok = "HTTP/1.1 200 OK";
+    assert_eq!(proxied_get(site.plain, &v1("203.0.113.7:1"), "/before"), ok);
+    site.reload_with(false);
+    let plain_http = wait_until(Duration::from_secs(5), || {
+        proxied_get(site.plain, b"", "/after") == ok
+    });
+    assert!(
+        plain_http.is_some(),
+        "the listener still wants a PROXY header"
+    );
+    assert_eq!(
+        proxied_get(site.plain, &v1("203.0.113.7:1"), "/spoofed"),
+        "HTTP/1.1 400 Bad Request"
+    );
+    assert!(site.backend.received_under("/spoofed").is_empty());
+    let client = Some("127.0.0.1".to_string());
+    assert_eq!(
+        site.backend.received_under("/after")[0].header("x-real-ip"),
+        client
+    );
 }
