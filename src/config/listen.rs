@@ -35,6 +35,11 @@ pub struct ListenerConfig {
     /// first TLS listener's port.
     #[serde(default)]
     pub redirect_https: bool,
+    /// Every connection starts with a PROXY protocol header (v1 or v2, from
+    /// an L4 balancer in front) giving the client's address; a connection
+    /// without one is closed. Off: a PROXY header is not honored.
+    #[serde(default)]
+    pub proxy_protocol: bool,
     /// ` at line N` of the file it was read from (empty when unknown), for
     /// errors found when its certificates are read.
     #[serde(skip)]
@@ -83,6 +88,7 @@ impl ListenerConfig {
             tls: None,
             http2: None,
             redirect_https: false,
+            proxy_protocol: false,
             at_line: String::new(),
         }
     }
@@ -239,9 +245,14 @@ mod tests {
         let listeners = parse(
             "- { addr: 0.0.0.0:443, tls: { certificates: [ { cert: a.pem, key: a.key } ], min_version: \"1.3\" } }\n\
              - { addr: 0.0.0.0:80, redirect_https: true }\n\
-             - { addr: 127.0.0.1:8080, http2: true }\n",
+             - { addr: 127.0.0.1:8080, http2: true, proxy_protocol: true }\n",
         )
         .unwrap();
+        assert!(listeners.0[2].proxy_protocol);
+        assert!(
+            !listeners.0[0].proxy_protocol,
+            "PROXY protocol is off by default"
+        );
         let tls = listeners.0[0].tls.as_ref().unwrap();
         assert_eq!(tls.min_version, TlsVersion::Tls13);
         assert!(listeners.0[0].http2(), "HTTP/2 is on by default with TLS");
@@ -268,6 +279,7 @@ mod tests {
             ("- { addr: 0.0.0.0:443, tls: { certificates: [] } }", "needs a certificate"),
             ("- { addr: 0.0.0.0:443, tls: { certificates: [ { cert: a, key: b } ], min_version: \"1.1\" } }", "unknown variant `1.1`"),
             ("- { addr: 0.0.0.0:80, tsl: {} }", "unknown field `tsl`"),
+            ("- { addr: 0.0.0.0:80, proxy_protocol: v2 }", "proxy_protocol: invalid type"),
         ] {
             let got = parse(text).unwrap_err();
             assert!(got.contains(error), "{text}: {got}");

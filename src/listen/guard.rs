@@ -3,7 +3,9 @@
 //!
 //! Pingora accepts any number of connections; [`ConnectionGuard`] closes
 //! those over `limits.max_connections` on arrival. It counts the open ones
-//! (`switchyard_client_connections`). On a TLS listener it runs the
+//! (`switchyard_client_connections`). On a listener with `proxy_protocol`
+//! it first reads the PROXY header, within `limits.header_timeout`, and
+//! takes the client's address from it. On a TLS listener it runs the
 //! handshake itself, under the connection's permit and within
 //! `limits.header_timeout`, with the endpoint of the live configuration (so
 //! a reload's certificates serve the next handshake): Pingora's own TLS
@@ -15,6 +17,7 @@
 //! forever), or watches the frames of an HTTP/2 connection.
 
 use super::h2_frames::{FrameWatch, PREFACE};
+use super::proxy_protocol;
 use super::stream::ClientStream;
 use crate::live::Live;
 use crate::metrics::tls::{HandshakeMetrics, HandshakeResult};
@@ -98,6 +101,28 @@ impl<A> ConnectionGuard<A> {
         let listener = snapshot.listeners.get(index)?;
         // The listener's own TCP stream (the handshake needs its type).
         let mut tcp = stream.into_any().downcast::<TcpStream>().ok()?;
+        if listener.proxy_protocol {
+            let header = timeout_at(deadline, proxy_protocol::read_header(&mut *tcp)).await;
+            match header {
+                Ok(Ok(header)) => {
+                    tcp.rewind(&header.read_past);
+                    if let Some(client) = header.client {
+                        proxy_protocol::set_client_addr(&mut tcp, client);
+                    }
+                }
+                Ok(Err(e)) => {
+                    log::debug!("PROXY header on {} refused: {e}", listener.label);
+                    return None;
+                }
+                Err(_) => {
+                    log::debug!(
+                        "no PROXY header on {} within limits.header_timeout",
+                        listener.label
+                    );
+                    return None;
+                }
+            }
+        }
         let mut prior_knowledge = false;
         let stream: Stream = if let Some(tls) = &listener.tls {
             let handshaken = timeout_at(deadline, handshake(tls.acceptor(), *tcp)).await;

@@ -20,6 +20,8 @@ pub struct ListenerSettings {
     pub http2: bool,
     /// Where `redirect_https` sends clients: the TLS port.
     pub redirect_to: Option<u16>,
+    /// Whether connections start with a PROXY protocol header.
+    pub proxy_protocol: bool,
 }
 
 /// Every listener of one configuration.
@@ -49,6 +51,7 @@ impl ListenerSet {
                 tls,
                 http2: listener.http2(),
                 redirect_to: https_port.filter(|_| listener.redirect_https),
+                proxy_protocol: listener.proxy_protocol,
             });
         }
         let redirects = listeners.iter().any(|l| l.redirect_to.is_some());
