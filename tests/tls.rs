@@ -433,6 +433,7 @@ fn certificates_are_reloaded_under_https_load() {
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|n| n.parse().ok())
         .collect();
+    println!("HTTPS keep-alive load across the certificate reload: {requests}");
     // total, started, done, succeeded, failed, errored, timeout
     assert!(counts[3] > 100, "{requests}");
     assert_eq!(counts[4..7], [0, 0, 0], "{requests}");
