@@ -23,7 +23,7 @@ Sections (`--section NAMES` runs only those; default: all):
                 backends behind nginx, HAProxy and switchyard terminating
                 TLS with one ECDSA P-256 certificate made for the run;
                 keep-alive requests/s (h2load, HTTP/1.1) and new TLS 1.3
-                handshakes/s (wrk, a new connection per request).
+                handshakes/s (parallel `openssl s_time -new -tls1_3`).
 `pingora-minimal` (examples/minimal_balancer.rs, Pingora's quick-start
 balancer) runs beside them where it is built: the part of switchyard's cost
 that is Pingora's own.
