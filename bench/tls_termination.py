@@ -40,6 +40,8 @@ from report import ROOT, markdown_table, summarize
 
 KEEPALIVE_CONNECTIONS = 64
 HANDSHAKE_CLIENTS = 8
+# The system's OpenSSL, nginx's and HAProxy's ("OpenSSL 3.0.19").
+OPENSSL_VERSION = " ".join(subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.split()[:2])
 # The measures, each against the balancers with TLS or those without.
 MEASURES = {"keep-alive": "tls", "http keep-alive": "http", "handshakes": "tls"}
 
@@ -183,8 +185,8 @@ def binary_note():
         return f"switchyard: `{name}`, the shipped build (dist profile, PGO)."
     return (f"switchyard: `{name}` (`SWITCHYARD_BIN`), not the shipped build `target/dist/switchyard`: "
             "a release build has neither profile-guided optimization nor fat LTO (over plain HTTP about -18 % "
-            "and -9 % CPU time per request, by the README), so compare its keep-alive figures with care; the "
-            "handshakes' cryptography is the system's libssl either way.")
+            "and -9 % CPU time per request, by the README), so compare its keep-alive figures with care; its "
+            "OpenSSL is the same in both builds.")
 
 
 def report(summary, args):
@@ -197,6 +199,8 @@ def report(summary, args):
         f"terminate TLS with the same ECDSA P-256 certificate (made by `openssl req` for the run), {args.workers} "
         "worker(s) each, in front of the throughput section's three fixed-response backends (plain HTTP, keep-alive); "
         "TLS 1.2 and 1.3 with Mozilla's intermediate ciphers, session cache and tickets as they come. "
+        f"OpenSSL: nginx and HAProxy use the system's libssl ({OPENSSL_VERSION}); switchyard has OpenSSL "
+        "3.6 built in (pingora-openssl turns on the openssl crate's `vendored` feature). "
         f"{args.rounds} rounds of {args.duration} s per balancer and measure, alternating; medians over rounds; ratios "
         "to nginx (for p99 and CPU, lower is better). CPU: the balancer's user and system time per request "
         "(/proc), and the share of the run it was busy (one worker: at most 100 %); client CPU: the load client's, "
