@@ -1,8 +1,11 @@
 """The balancers under test: where their binaries are, their configs (nginx
 and HAProxy written to be switchyard's equals: keep-alive to the backends,
-no access log, X-Forwarded-For added, the same number of workers), and
-starting them side by side on ports of their own."""
+no access log, X-Forwarded-For added, the same number of workers; over TLS
+the same certificate, TLS 1.2 and 1.3 with Mozilla's "intermediate"
+ciphers, session cache and tickets as they come), and starting them side by
+side on ports of their own."""
 
+import collections
 import functools
 import os
 import subprocess
@@ -26,10 +29,33 @@ from launch import free_port, switchyard_config, wait_port  # noqa: E402
 # idle-client memory figure opens 9,000.
 SWITCHYARD_LIMITS = "limits: { max_connections: 19000 }\n"
 
+# A certificate of the TLS benchmark: its PEM files (`pem`: certificate and
+# key in one, as HAProxy's `crt` takes them).
+Certificate = collections.namedtuple("Certificate", "cert key pem")
+# Mozilla's "intermediate" TLS 1.2 ciphers, switchyard's own (TLS 1.3's
+# suites are OpenSSL's defaults in all three).
+INTERMEDIATE_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+                        "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305")
 
-def nginx_balancer_conf(home, port, backends, workers, method=None, under_valgrind=False):
+
+def nginx_listen(port, tls):
+    """nginx's `listen` (and certificate) lines of the balancer's server."""
+    if not tls:
+        return f"listen 127.0.0.1:{port};"
+    return f"""listen 127.0.0.1:{port} ssl;
+        ssl_certificate {tls.cert};
+        ssl_certificate_key {tls.key};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers {INTERMEDIATE_CIPHERS};
+        ssl_prefer_server_ciphers off;
+        ssl_session_cache shared:SSL:10m;"""
+
+
+def nginx_balancer_conf(home, port, backends, workers, method=None, under_valgrind=False, tls=None):
     """nginx over `backends`, its files in `home`; `method`: a balancing
-    directive of nginx's (least_conn), else round robin."""
+    directive of nginx's (least_conn), else round robin; `tls`: the
+    Certificate of an HTTPS listener (HTTP/1.1 only, as nginx's default)."""
     upstream = "\n".join(f"        server 127.0.0.1:{p};" for p in backends)
     # The method comes before `keepalive`, as nginx requires.
     method_line = f"        {method};\n" if method else ""
@@ -49,7 +75,7 @@ http {{
         keepalive 128;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        {nginx_listen(port, tls)}
         location / {{
             proxy_pass http://backends;
             proxy_http_version 1.1;
@@ -62,14 +88,18 @@ http {{
 """
 
 
-def haproxy_conf(port, backends, workers, balance="roundrobin", under_valgrind=False):
+def haproxy_conf(port, backends, workers, balance="roundrobin", under_valgrind=False, tls=None):
     """HAProxy over `backends` with `balance` (roundrobin, leastconn,
-    random(2), ...); TCP health checks every second, as switchyard's."""
+    random(2), ...); TCP health checks every second, as switchyard's; `tls`:
+    the Certificate of an HTTPS listener (ALPN http/1.1 and the client's
+    cipher order, as nginx's and switchyard's)."""
     servers = "\n".join(f"    server b{i} 127.0.0.1:{p} check inter 1s" for i, p in enumerate(backends))
     # 2 file descriptors per connection must fit the machine's hard limit
     # (20000 here): maxconn 9990 is the most HAProxy accepts; valgrind keeps
     # descriptors of its own.
     maxconn = 1000 if under_valgrind else 9990
+    ssl = (f" ssl crt {tls.pem} alpn http/1.1 ssl-min-ver TLSv1.2 ciphers {INTERMEDIATE_CIPHERS} prefer-client-ciphers"
+           if tls else "")
     return f"""global
     nbthread {workers}
     maxconn {maxconn}
@@ -80,7 +110,7 @@ defaults
     timeout server 60s
     timeout http-keep-alive 60s
 frontend fe
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{ssl}
     # switchyard always sends X-Forwarded-For: the same work here.
     option forwardfor
     default_backend be
@@ -91,27 +121,29 @@ backend be
 """
 
 
-def nginx_command(home, port, backends, workers, method=None, under_valgrind=False):
+def nginx_command(home, port, backends, workers, method=None, under_valgrind=False, tls=None):
     """argv of nginx as a balancer on `port`, its config written to `home`."""
     conf = home / "nginx.conf"
-    conf.write_text(nginx_balancer_conf(home, port, backends, workers, method, under_valgrind))
+    conf.write_text(nginx_balancer_conf(home, port, backends, workers, method, under_valgrind, tls))
     return ["nginx", "-c", str(conf), "-e", str(home / "nginx.err")]
 
 
-def haproxy_command(home, port, backends, workers, balance="roundrobin", under_valgrind=False):
+def haproxy_command(home, port, backends, workers, balance="roundrobin", under_valgrind=False, tls=None):
     """argv of HAProxy as a balancer on `port`, its config written to `home`."""
     conf = home / "haproxy.cfg"
-    conf.write_text(haproxy_conf(port, backends, workers, balance, under_valgrind))
+    conf.write_text(haproxy_conf(port, backends, workers, balance, under_valgrind, tls))
     return ["haproxy", "-f", str(conf)]
 
 
-def switchyard_command(home, port, backends, workers, check_path, algorithm=None, extra=""):
+def switchyard_command(home, port, backends, workers, check_path, algorithm=None, extra="", tls=None):
     """argv of switchyard as a balancer on `port` (`algorithm`: the
-    upstream's, else the default round_robin; `extra`: more top-level YAML),
-    its config and files in `home`."""
+    upstream's, else the default round_robin; `extra`: more top-level YAML;
+    `tls`: the Certificate of an HTTPS listener, HTTP/2 by ALPN on as by
+    default), its config and files in `home`."""
     conf = home / "switchyard.yaml"
     conf.write_text(switchyard_config(home, port, free_port(), backends, workers, check_path,
-                                      extra=SWITCHYARD_LIMITS + extra, algorithm=algorithm))
+                                      extra=SWITCHYARD_LIMITS + extra, algorithm=algorithm,
+                                      tls=(tls.cert, tls.key) if tls else None))
     return [str(SWITCHYARD), "-c", str(conf)]
 
 

@@ -19,6 +19,11 @@ Sections (`--section NAMES` runs only those; default: all):
   slow          one slow backend (bench/slow_backend.py): two demo backends
                 at 5 ms and one at 100 ms, then all three at 5 ms; switchyard
                 with each algorithm, nginx and HAProxy with theirs.
+  tls           HTTPS (bench/tls_termination.py): the throughput section's
+                backends behind nginx, HAProxy and switchyard terminating
+                TLS with one ECDSA P-256 certificate made for the run;
+                keep-alive requests/s (h2load, HTTP/1.1) and new TLS 1.3
+                handshakes/s (parallel `openssl s_time -new -tls1_3`).
 `pingora-minimal` (examples/minimal_balancer.rs, Pingora's quick-start
 balancer) runs beside them where it is built: the part of switchyard's cost
 that is Pingora's own.
@@ -44,43 +49,15 @@ from balancers import (DEMO_BACKEND, MINIMAL, ROOT, SWITCHYARD, accepts_algorith
                        nginx_command, start_balancers, switchyard_command)
 from launch import Processes, free_port, start_backends, wait_port
 from load import wrk
+from processes import TICK_US, cpu_ticks, pids_of, rss_kib
 from report import gnuplot, markdown_table, median, section, write_results
 import slow_backend
+import tls_termination
 
-SECTIONS = ("throughput", "instructions", "data", "slow")
+SECTIONS = ("throughput", "instructions", "data", "slow", "tls")
 # switchyard's load-aware algorithms, each counted under callgrind as
 # `switchyard-ALGORITHM` (plain `switchyard` is the default, round_robin).
 COUNTED_ALGORITHMS = ("least_conn", "least_request", "ewma")
-TICK_US = 1_000_000 / os.sysconf("SC_CLK_TCK")
-
-
-def pids_of(root_pid):
-    """The process and its children (nginx's workers)."""
-    pids = [root_pid]
-    children = Path(f"/proc/{root_pid}/task/{root_pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    return pids
-
-
-def cpu_ticks(pids):
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        except FileNotFoundError:
-            pass
-    return total
-
-
-def rss_kib(pids):
-    total = 0
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
-    return total
 
 
 def nginx_backend_conf(workdir, ports):
@@ -307,7 +284,7 @@ def main():
     procs = Processes(workdir)
     results = {}
     try:
-        if args.instructions or {"throughput", "instructions"} & set(args.section):
+        if args.instructions or {"throughput", "instructions", "tls"} & set(args.section):
             backend_ports = start_fixed_backends(procs, workdir)
         if args.instructions:
             instructions_per_request(workdir, backend_ports, args.workers, 1, 5, only=args.instructions.split(","))
@@ -326,6 +303,8 @@ def main():
             results["data"] = measure_data(procs, workdir, args)
         if "slow" in args.section:
             results["slow"] = slow_backend.measure(workdir, args)
+        if "tls" in args.section:
+            results["tls"] = tls_termination.measure(procs, workdir, args, backend_ports)
     except Exception:
         for log in sorted(workdir.glob("**/*.log")) + sorted(workdir.glob("**/*.err")):
             text = log.read_text(errors="replace").strip()
@@ -349,6 +328,7 @@ def report(args, results):
         "instructions": instructions_lines,
         "data": lambda r: data_lines(args, r),
         "slow": lambda r: slow_backend.report(r, args),
+        "tls": lambda r: tls_termination.report(r, args),
     }
     sections = {name: writers[name](r) for name, r in results.items()}
     write_results(sections, SECTIONS)

@@ -18,6 +18,15 @@ def median(rows, key):
     return statistics.median(r[key] for r in rows)
 
 
+def summarize(rows, keys):
+    """One balancer's runs in one figure each: the medians of `keys`, the
+    errors of all runs summed and their socket errors joined."""
+    summary = {key: median(rows, key) for key in keys}
+    summary["errors"] = sum(r["errors"] for r in rows)
+    summary["socket_errors"] = "; ".join(r["socket_errors"] for r in rows if r["socket_errors"])
+    return summary
+
+
 def markdown_table(columns, rows):
     """A Markdown table, the first column left-aligned, the others right."""
     lines = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]

@@ -24,7 +24,7 @@ from balancers import (DEMO_BACKEND, accepts_algorithm, haproxy_command, home_of
                        start_balancers, switchyard_command)
 from launch import Processes, free_port, start_backends
 from load import h2load
-from report import ROOT, gnuplot, markdown_table, median
+from report import ROOT, gnuplot, markdown_table, summarize
 
 ALGORITHMS = ("round_robin", "random", "least_conn", "least_request", "ewma")
 NGINX_METHODS = {"nginx-round_robin": None, "nginx-least_conn": "least_conn"}
@@ -93,12 +93,7 @@ def run_condition(workdir, condition, delays, args):
                       f"  p50 {result['p50']*1e3:7.2f} ms  p99 {result['p99']*1e3:7.2f} ms"
                       f"  slow share {result['slow_share']*100:5.1f} %  errors {result['errors']} "
                       f"{result['socket_errors']}", flush=True)
-    summary = {}
-    for name, results in rows.items():
-        summary[name] = {key: median(results, key) for key in ("rps", "p50", "p99", "slow_share")}
-        summary[name]["errors"] = sum(r["errors"] for r in results)
-        summary[name]["socket_errors"] = "; ".join(r["socket_errors"] for r in results if r["socket_errors"])
-    return summary
+    return {name: summarize(results, ("rps", "p50", "p99", "slow_share")) for name, results in rows.items()}
 
 
 def measure(workdir, args):

@@ -108,19 +108,25 @@ def start_backends(procs, backend, ports, delay_ms=None):
 
 
 def switchyard_config(workdir, listen, metrics, peers, threads=1, check_path="/api/status", extra="",
-                      algorithm=None):
+                      algorithm=None, tls=None):
     """A switchyard config over the peers on 127.0.0.1:`peers`, its files in
     `workdir`, no grace period; `extra`: more top-level YAML; `algorithm`:
-    the upstream's (None: the default)."""
+    the upstream's (None: the default); `tls`: (certificate file, key file)
+    to make the listener a TLS one (HTTP/2 by ALPN on, the default)."""
     peer_list = ", ".join(f"127.0.0.1:{p}" for p in peers)
     algorithm_line = f"    algorithm: {algorithm}\n" if algorithm else ""
+    if tls:
+        cert, key = tls
+        listen_yaml = f"\n  - {{ addr: 127.0.0.1:{listen}, tls: {{ certificates: [ {{ cert: {cert}, key: {key} }} ] }} }}"
+    else:
+        listen_yaml = f"127.0.0.1:{listen}"
     return f"""server:
   threads: {threads}
   pid_file: {workdir}/switchyard.pid
   upgrade_sock: {workdir}/switchyard.sock
   grace_period_seconds: 0
   graceful_shutdown_timeout_seconds: 1
-listen: 127.0.0.1:{listen}
+listen: {listen_yaml}
 metrics: 127.0.0.1:{metrics}
 {extra}upstreams:
   backend:
