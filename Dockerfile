@@ -9,6 +9,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY .cargo .cargo
 COPY src src
 COPY examples examples
 COPY conf conf
@@ -16,6 +17,11 @@ COPY scripts scripts
 RUN ./scripts/build.sh
 
 FROM debian:bookworm-slim
+# libssl3: TLS (switchyard links the system's OpenSSL); ca-certificates:
+# the CA store that upstream TLS verifies peers against by default.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libssl3 ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --no-create-home --shell /usr/sbin/nologin switchyard \
     && mkdir -p /etc/switchyard /run/switchyard \
     && chown switchyard:switchyard /run/switchyard

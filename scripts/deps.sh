@@ -32,8 +32,10 @@ ensure_packages() {
 }
 
 # What building Pingora needs: cmake and a C/C++ toolchain for zlib-ng, and
-# perl for the OpenSSL that Pingora's `openssl` feature builds from source
-# (vendored: no system libssl is linked).
+# the system's OpenSSL headers for TLS (.cargo/config.toml links the
+# system's libssl; libssl-dev has no command to look for: pkg-config knows
+# whether it is there).
 ensure_build_deps() {
-    ensure_packages cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ make:make perl:perl
+    ensure_packages cmake:cmake pkg-config:pkg-config cc:gcc c++:g++ make:make || return 1
+    pkg-config --exists openssl 2>/dev/null || ensure_packages libssl-dev-is-missing:libssl-dev
 }
