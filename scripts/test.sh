@@ -18,7 +18,8 @@ ensure_packages nginx:nginx haproxy:haproxy wrk:wrk h2load:nghttp2-client gnuplo
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
 # The library's public API is documented, and its docs build clean.
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
+# In release, so that it reuses the dependencies clippy just checked.
+RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --lib
 # The build the Dockerfile runs, exactly.
 ./scripts/build.sh
 # Release, like the demo: one build of Pingora serves both. `cargo test`
