@@ -11,6 +11,7 @@ mod hooks;
 mod limits;
 mod listen;
 mod peer;
+pub(crate) mod pem;
 mod resolver;
 mod routes;
 mod scalar;

@@ -83,12 +83,7 @@ pub struct CaFile {
 impl CaFile {
     /// Read and parse the file at `path`.
     fn load(path: &str) -> Result<Self, String> {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
-        let certificates = X509::stack_from_pem(&pem)
-            .map_err(|e| format!("`{path}` is not PEM certificates: {e}"))?;
-        if certificates.is_empty() {
-            return Err(format!("`{path}` holds no PEM certificate"));
-        }
+        let certificates = super::pem::certificates(std::path::Path::new(path))?;
         Ok(CaFile {
             path: path.to_string(),
             certificates: Arc::new(certificates.into_boxed_slice()),

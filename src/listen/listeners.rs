@@ -67,20 +67,19 @@ impl ListenerSet {
         self.listeners.get(index)
     }
 
+    /// The TLS endpoints of the TLS listeners.
+    fn endpoints(&self) -> impl Iterator<Item = &TlsEndpoint> {
+        self.listeners.iter().filter_map(|l| l.tls.as_ref())
+    }
+
     /// Every certificate of every listener.
     pub fn certificates(&self) -> impl Iterator<Item = &CertificateInfo> {
-        self.listeners
-            .iter()
-            .filter_map(|l| l.tls.as_ref())
-            .flat_map(|tls| tls.certificates.iter())
+        self.endpoints().flat_map(|tls| tls.certificates.iter())
     }
 
     /// Certificates expired or expiring soon, in words.
     pub fn warnings(&self) -> impl Iterator<Item = &String> {
-        self.listeners
-            .iter()
-            .filter_map(|l| l.tls.as_ref())
-            .flat_map(|tls| tls.warnings.iter())
+        self.endpoints().flat_map(|tls| tls.warnings.iter())
     }
 
     /// The port listener `index` redirects its requests to, if it does.

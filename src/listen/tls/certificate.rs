@@ -4,12 +4,11 @@
 //! certificate too, and one site's lapse must not block every reload):
 //! it is reported with the certificate's names and date.
 
-use crate::config::CertificateFiles;
+use crate::config::{pem, CertificateFiles};
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::{X509Ref, X509VerifyResult, X509};
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A certificate within this long of its end is reported as expiring.
@@ -33,13 +32,10 @@ impl Certificate {
     /// Read and check `files`; what is wrong, naming the file, otherwise.
     pub fn load(files: &CertificateFiles) -> Result<Certificate, String> {
         let file = files.cert.display().to_string();
-        let chain = X509::stack_from_pem(&read(&files.cert)?)
-            .map_err(|e| format!("{file} is not a PEM certificate: {e}"))?;
-        let Some(leaf) = chain.first() else {
-            return Err(format!("{file} holds no PEM certificate"));
-        };
+        let chain = pem::certificates(&files.cert)?;
+        let leaf = &chain[0];
         let key_file = files.key.display();
-        let key = PKey::private_key_from_pem(&read(&files.key)?)
+        let key = PKey::private_key_from_pem(&pem::read(&files.key)?)
             .map_err(|e| format!("{key_file} is not a PEM private key: {e}"))?;
         let public = leaf
             .public_key()
@@ -98,10 +94,6 @@ impl Certificate {
             None
         }
     }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// The DNS names of `cert`, lowercase.
