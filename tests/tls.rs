@@ -325,14 +325,24 @@ fn hostile_handshakes_and_http2_abuse_are_cut_off() {
         stalled_closed >= header_timeout - Duration::from_millis(300),
         "closed after {stalled_closed:?}"
     );
-    let scrape = site.balancer.scrape();
+    // The counter follows the close (the timed-out handshake's stream is
+    // dropped with it): poll for it.
     let listener = site.tls.to_string();
-    for result in ["failed", "timeout"] {
-        let count = scrape.sum(
+    let count = |scrape: &common::Scrape, result: &str| {
+        scrape.sum(
             "switchyard_tls_handshakes_total",
             &[("listener", &listener), ("result", result)],
-        );
-        assert!(count >= Some(1.0), "{result}: {count:?}");
+        )
+    };
+    let counted = |scrape: &common::Scrape| {
+        ["failed", "timeout"]
+            .iter()
+            .all(|result| count(scrape, result) >= Some(1.0))
+    };
+    let scrape = site.balancer.scrape_when(counted);
+    for result in ["failed", "timeout"] {
+        let counted = count(&scrape, result);
+        assert!(counted >= Some(1.0), "{result}: {counted:?}");
     }
 
     // HTTP/2: the streams limit is announced; a header block trickled, a
