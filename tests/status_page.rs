@@ -1,10 +1,11 @@
 //! `/check`: the lua-resty-upstream-healthcheck text format, byte for byte,
-//! and the JSON view with the full health record.
+//! the JSON view with the full health record, and `switchyard healthcheck`.
 
 mod common;
 
 use common::{upstream_section, Backend, Balancer};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 #[test]
 fn text_page_matches_lua_resty_upstream_healthcheck_exactly() {
@@ -150,6 +151,47 @@ fn json_page_carries_the_health_record() {
     let body = response.body_mut().read_to_string().unwrap();
     let again: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(again["upstreams"][0]["peers"][0]["state"], "down");
+}
+
+#[test]
+fn the_healthcheck_command_asks_the_status_page_of_the_running_balancer() {
+    let b1 = Backend::start("b1", 0);
+    let balancer = Balancer::start(&upstream_section(
+        "backend",
+        "round_robin",
+        &[b1.addr.to_string()],
+        500,
+    ));
+    let config = balancer.site.config_path.clone();
+    let healthcheck = || {
+        common::run_switchyard(
+            &["healthcheck".as_ref(), "-c".as_ref(), config.as_os_str()],
+            Duration::from_secs(10),
+        )
+    };
+    let healthy = healthcheck();
+    assert!(
+        healthy.status.success(),
+        "{}",
+        common::output_text(&healthy)
+    );
+    let said = common::output_text(&healthy);
+    let url = balancer.url("/check");
+    assert!(said.contains(&format!("healthy: GET {url}: 200")), "{said}");
+
+    // Its peer DOWN: the balancer still serves (its /check says why).
+    b1.switch();
+    balancer.wait_for_state(b1.addr, "DOWN");
+    assert!(healthcheck().status.success());
+
+    let site = balancer.stop();
+    let gone = healthcheck();
+    assert!(!gone.status.success());
+    let said = common::output_text(&gone);
+    assert!(
+        said.contains("not healthy: GET") && said.contains(&site.listen.to_string()),
+        "{said}"
+    );
 }
 
 #[test]

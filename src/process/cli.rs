@@ -1,6 +1,6 @@
 //! The command line: Pingora's flags (`-c`, `-d`, `-u`, `-t`), with
 //! switchyard's meaning for `-c` (its own config file), and the `upgrade`
-//! and `reload` commands.
+//! `reload` and `healthcheck` commands.
 
 use clap::{Parser, Subcommand};
 use pingora_core::server::configuration::Opt;
@@ -48,6 +48,11 @@ pub enum Action {
     /// SIGHUP to the pid in server.pid_file; changes nothing if the file is
     /// invalid or needs a restart
     Reload,
+    /// Whether the switchyard that runs the config (-c) serves: its status
+    /// page on the first plain-HTTP listener (else its metrics) answers
+    /// 200 within 5 s; exits non-zero otherwise. For a container's
+    /// HEALTHCHECK
+    Healthcheck,
 }
 
 impl Cli {

@@ -4,6 +4,7 @@
 //! core (config, request path, health, metrics) knows nothing of it.
 
 pub mod cli;
+pub mod healthcheck;
 pub mod logging;
 pub mod open_files;
 pub mod pidfile;

@@ -132,10 +132,13 @@ fn same_file(asked: Option<&Path>, runs: Option<&Path>) -> bool {
     }
 }
 
-fn agent() -> ureq::Agent {
+/// An HTTP client for a running switchyard's own listeners (admin API,
+/// metrics, status page), answering within `limit`; a status is an answer,
+/// not an error.
+pub fn agent(limit: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(ANSWER_LIMIT))
+        .timeout_global(Some(limit))
         .build()
         .into()
 }
@@ -144,7 +147,7 @@ fn agent() -> ureq::Agent {
 /// the running process's error.
 fn reload_through_admin(listen: SocketAddr, token: Option<&str>) -> Result<String, String> {
     let url = format!("http://{}/reload", reachable(listen));
-    let mut request = agent().post(&url);
+    let mut request = agent(ANSWER_LIMIT).post(&url);
     if let Some(token) = token {
         request = request.header("Authorization", format!("Bearer {token}"));
     }
@@ -199,7 +202,7 @@ struct ReloadCounts {
 }
 
 fn reload_counts(url: &str) -> Result<ReloadCounts, String> {
-    let mut response = agent()
+    let mut response = agent(ANSWER_LIMIT)
         .get(url)
         .call()
         .map_err(|e| format!("cannot read the metrics at {url}: {e}"))?;

@@ -4,7 +4,7 @@
 
 use super::cli::{Action, Cli};
 use super::preflight::{self, Start};
-use super::{logging, open_files, pidfile, reload, server, signals, upgrade};
+use super::{healthcheck, logging, open_files, pidfile, reload, server, signals, upgrade};
 use crate::config::Config;
 use crate::hooks::{Hook, HookTypes};
 use crate::listen::listeners::ListenerSet;
@@ -81,12 +81,13 @@ impl Switchyard {
     }
 
     /// Do what the command line says: check the configuration (`-t`), run
-    /// the balancer until it is told to stop, or run `upgrade` or `reload`.
+    /// the balancer until it is told to stop, or run `upgrade`, `reload` or `healthcheck`.
     /// What goes wrong is printed; the exit code says whether it did.
     pub fn run(self) -> ExitCode {
         match self.cli.command {
             Some(Action::Upgrade) => return run_upgrade(&self.cli),
             Some(Action::Reload) => return run_reload(&self.cli, &self.hook_types),
+            Some(Action::Healthcheck) => return run_healthcheck(&self.cli),
             None => {}
         }
         let cli = &self.cli;
@@ -196,6 +197,19 @@ fn run_upgrade(cli: &Cli) -> ExitCode {
         }
         Err(e) => {
             eprintln!("switchyard: upgrade failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_healthcheck(cli: &Cli) -> ExitCode {
+    match healthcheck::check(cli.conf.as_deref()) {
+        Ok(answer) => {
+            println!("switchyard: healthy: {answer}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchyard: not healthy: {e}");
             ExitCode::FAILURE
         }
     }
