@@ -1,5 +1,5 @@
 //! The command line: Pingora's flags (`-c`, `-d`, `-u`, `-t`), with
-//! switchyard's meaning for `-c` (its own config file), and the `upgrade`
+//! switchyard's meaning for `-c` (its own config file), and the `upgrade`,
 //! `reload` and `healthcheck` commands.
 
 use clap::{Parser, Subcommand};
